@@ -1,0 +1,46 @@
+# avatarpipe: everything a fresh machine needs is installed by these targets.
+# `make demo` renders the example script on the embedded emulator; `make test` runs the whole suite.
+
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+AZURITE_DIR := .tools/azurite
+AZURITE := $(AZURITE_DIR)/node_modules/.bin/azurite-blob
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+PYTEST_ARGS ?=
+
+.PHONY: help setup uv azurite demo test lint fmt bench up down clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+uv: ## install uv with pip when it is missing
+	@$(UV) --version >/dev/null 2>&1 || { echo "installing uv with pip"; python3 -m pip install --quiet uv; }
+
+setup: uv ## create .venv from uv.lock (frozen)
+	@$(UV) sync --frozen --quiet
+
+azurite: ## install Azurite (the Blob Storage emulator) from npm into .tools/
+	@test -x $(AZURITE) || npm install --prefix $(AZURITE_DIR) azurite@3 --no-audit --no-fund --silent
+
+demo: setup ## render the example product-update script on the embedded emulator
+	@$(UV) run --frozen avatarpipe run templates/scripts/product-update.yaml
+
+test: setup azurite ## run the whole test suite
+	@$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+lint: setup ## ruff check, ruff format --check, mypy --strict
+	@$(UV) run --frozen ruff check src flows tests benchmarks
+	@$(UV) run --frozen ruff format --check src flows tests benchmarks
+	@$(UV) run --frozen mypy
+
+fmt: setup ## format the code
+	@$(UV) run --frozen ruff format src flows tests benchmarks
+	@$(UV) run --frozen ruff check --fix src flows tests benchmarks
+
+bench: setup ## run the benchmarks (installs moviepy for the comparison)
+	@$(UV) sync --frozen --quiet --group bench
+	@for b in benchmarks/*.py; do echo "== $$b"; $(UV) run --frozen --group bench python $$b || exit 1; done
+
+clean: ## remove caches and local tools (keeps outputs/)
+	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

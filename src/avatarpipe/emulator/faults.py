@@ -1,0 +1,133 @@
+"""Rate limiting and seeded fault injection for the emulator's Azure API routes."""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from avatarpipe.emulator.config import FaultConfig
+
+__all__ = ["FaultInjector", "InjectedFault", "RateLimiter"]
+
+FaultKind = Literal["429", "500", "503", "reset", "slow"]
+
+
+class _Bucket:
+    """A token bucket: ``per_minute`` tokens a minute, holding at most ``max(1, per_minute)``."""
+
+    def __init__(self, per_minute: float) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = max(1.0, per_minute)
+        self.tokens = self.capacity
+        self.stamp = time.monotonic()
+
+    def take(self) -> float:
+        """Take a token; return 0 on success, else the seconds until one is available."""
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
+
+
+class RateLimiter:
+    """Requests-per-minute budgets: one for all Azure API calls and one per operation kind.
+
+    A request must find a token in the overall bucket and in its kind's bucket; when either is
+    empty it is refused with the seconds to wait (sent as ``Retry-After``, an emulator extension:
+    Azure does not promise the header).
+    """
+
+    def __init__(self, per_minute: float | None, per_kind: dict[str, float]) -> None:
+        """Create the buckets.
+
+        Args:
+            per_minute: Overall limit, ``None`` for none.
+            per_kind: Limits per operation kind.
+        """
+        self._lock = threading.Lock()
+        self._all = _Bucket(per_minute) if per_minute else None
+        self._kinds = {kind: _Bucket(rate) for kind, rate in per_kind.items() if rate > 0}
+
+    def check(self, kind: str) -> int | None:
+        """Spend one request of ``kind``; return ``None`` if allowed, else ``Retry-After`` seconds."""
+        with self._lock:
+            buckets = [b for b in (self._all, self._kinds.get(kind)) if b is not None]
+            waits = []
+            for bucket in buckets:
+                # Peek first so that a refused request does not spend the other bucket's token.
+                now = time.monotonic()
+                tokens = min(bucket.capacity, bucket.tokens + (now - bucket.stamp) * bucket.rate)
+                if tokens < 1.0:
+                    waits.append((1.0 - tokens) / bucket.rate)
+            if waits:
+                return max(1, math.ceil(max(waits)))
+            for bucket in buckets:
+                bucket.take()
+            return None
+
+
+@dataclass(frozen=True)
+class InjectedFault:
+    """A fault chosen for one request.
+
+    Attributes:
+        kind: ``429``, ``500``, ``503``, ``reset`` or ``slow``.
+        delay_s: For ``slow``, the delay before the request is handled.
+    """
+
+    kind: FaultKind
+    delay_s: float = 0.0
+
+
+class FaultInjector:
+    """Draws faults from one seeded generator, so a run is reproducible."""
+
+    def __init__(self, config: FaultConfig) -> None:
+        """Seed the generator.
+
+        Args:
+            config: The fault probabilities and seed.
+        """
+        self._lock = threading.Lock()
+        self.config = config
+        self._rng = random.Random(config.seed)
+
+    def _draw(self, p: float) -> bool:
+        # Always consume one number per decision so that the sequence depends only on the
+        # order of requests, not on which probabilities are zero.
+        return self._rng.random() < p
+
+    def for_request(self) -> InjectedFault | None:
+        """Choose the fault (if any) for one Azure API request."""
+        c = self.config
+        with self._lock:
+            draws = {
+                "reset": self._draw(c.p_reset),
+                "429": self._draw(c.p_429),
+                "500": self._draw(c.p_500),
+                "503": self._draw(c.p_503),
+                "slow": self._draw(c.p_slow),
+            }
+        for kind in ("reset", "429", "500", "503"):
+            if draws[kind]:
+                return InjectedFault(kind)  # type: ignore[arg-type]
+        if draws["slow"]:
+            return InjectedFault("slow", c.slow_s)
+        return None
+
+    def job_fails(self) -> bool:
+        """Whether a starting job is made to fail."""
+        with self._lock:
+            return self._draw(self.config.p_job_fail)
+
+    def url_expired(self) -> bool:
+        """Whether a result URL being minted is already expired."""
+        with self._lock:
+            return self._draw(self.config.p_expired_url)

@@ -1,0 +1,447 @@
+"""Plain text and SSML inputs turned into a flat list of things to say, pauses and bookmarks.
+
+The emulator does not hand SSML to eSpeak: it reads the SSML subset Azure's avatar inputs use with
+:mod:`xml.etree.ElementTree` (DOCTYPE and entity declarations are refused before parsing, so no
+entity expansion can happen) and synthesizes each run of text with its own voice and prosody.
+
+Understood: ``speak``, ``voice`` (locale from the Azure voice name), ``lang``, ``prosody``
+(rate, pitch, volume), ``break`` (time or strength), ``bookmark``, ``sub`` (alias), ``p``/``s``
+(sentence breaks). Every other element, ``mstts:*`` included, is transparent: its text is spoken
+and the element itself is ignored.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, replace
+
+from avatarpipe.errors import RequestValidationError
+
+__all__ = [
+    "Bookmark",
+    "Pause",
+    "Piece",
+    "Prosody",
+    "Say",
+    "parse_input",
+    "parse_pitch",
+    "parse_rate",
+    "parse_volume",
+]
+
+DEFAULT_LOCALE = "en-US"
+MAX_BREAK_MS = 20_000
+_BREAK_STRENGTH_MS = {
+    "none": 0,
+    "x-weak": 250,
+    "weak": 500,
+    "medium": 750,
+    "strong": 1000,
+    "x-strong": 1250,
+}
+_RATE_WORDS = {
+    "x-slow": 0.5,
+    "slow": 0.64,
+    "medium": 1.0,
+    "default": 1.0,
+    "fast": 1.55,
+    "x-fast": 2.0,
+}
+_PITCH_WORDS = {
+    "x-low": 0.55,
+    "low": 0.8,
+    "medium": 1.0,
+    "default": 1.0,
+    "high": 1.2,
+    "x-high": 1.45,
+}
+_VOLUME_WORDS = {
+    "silent": 0.0,
+    "x-soft": 20.0,
+    "soft": 40.0,
+    "medium": 60.0,
+    "loud": 80.0,
+    "x-loud": 100.0,
+    "default": 100.0,
+}
+_NUM = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
+_SPOKEN = re.compile(r"\w")
+_FORBIDDEN = re.compile(r"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Prosody:
+    """Prosody relative to the voice's defaults.
+
+    Attributes:
+        rate: Speaking-rate multiplier (1.0 is the voice's default).
+        pitch: Pitch multiplier (1.0 is the voice's default).
+        volume: Volume on Azure's 0-100 scale (100 is the default, full volume).
+    """
+
+    rate: float = 1.0
+    pitch: float = 1.0
+    volume: float = 100.0
+
+
+@dataclass(frozen=True)
+class Say:
+    """A run of text spoken with one voice and one prosody.
+
+    Attributes:
+        text: The text, whitespace-normalised.
+        voice: The Azure voice name, when one was given.
+        locale: The locale to speak in (``en-US``).
+        prosody: The prosody in force.
+    """
+
+    text: str
+    voice: str | None
+    locale: str
+    prosody: Prosody
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Silence of a given length.
+
+    Attributes:
+        ms: Milliseconds of silence.
+    """
+
+    ms: int
+
+
+@dataclass(frozen=True)
+class Bookmark:
+    """A named point in the speech (``<bookmark mark="gesture.wave"/>``).
+
+    Attributes:
+        name: The mark.
+    """
+
+    name: str
+
+
+Piece = Say | Pause | Bookmark
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    return max(low, min(high, value))
+
+
+def parse_rate(value: str | None, base: float = 1.0) -> float:
+    """Parse an Azure prosody ``rate`` into a multiplier.
+
+    Accepts ``x-slow`` .. ``x-fast``, ``default``, a relative percentage (``+30%``), or a bare
+    number that multiplies the rate (``1.2``). Invalid values are ignored, as Azure does.
+
+    Args:
+        value: The attribute value, or ``None``.
+        base: The multiplier in force around this element.
+
+    Returns:
+        The new multiplier, clamped to 0.5-3.0.
+
+    Raises:
+        Nothing: invalid values fall back to ``base``.
+    """
+    if value is None:
+        return base
+    v = value.strip().lower()
+    if v in _RATE_WORDS:
+        return _clamp(base * _RATE_WORDS[v], 0.5, 3.0)
+    m = re.fullmatch(rf"({_NUM})%", v)
+    if m:
+        return _clamp(base * (1.0 + float(m[1]) / 100.0), 0.5, 3.0)
+    m = re.fullmatch(_NUM, v)
+    if m:
+        number = float(v)
+        if number > 0:
+            return _clamp(base * number, 0.5, 3.0)
+    return base
+
+
+def parse_pitch(value: str | None, base: float = 1.0) -> float:
+    """Parse an Azure prosody ``pitch`` into a multiplier of the voice's pitch.
+
+    Accepts ``x-low`` .. ``x-high``, ``default``, ``+10%``, ``-2st`` (semitones), ``+50Hz``
+    (relative hertz) and ``300Hz`` (absolute, taken against a 200 Hz reference). Invalid values
+    are ignored.
+
+    Args:
+        value: The attribute value, or ``None``.
+        base: The multiplier in force around this element.
+
+    Returns:
+        The new multiplier, clamped to 0.1-2.0.
+
+    Raises:
+        Nothing: invalid values fall back to ``base``.
+    """
+    if value is None:
+        return base
+    v = value.strip().lower()
+    ref_hz = 200.0
+    if v in _PITCH_WORDS:
+        return _clamp(base * _PITCH_WORDS[v], 0.1, 2.0)
+    m = re.fullmatch(rf"({_NUM})%", v)
+    if m:
+        return _clamp(base * (1.0 + float(m[1]) / 100.0), 0.1, 2.0)
+    m = re.fullmatch(rf"({_NUM})st", v)
+    if m:
+        return _clamp(base * math.pow(2.0, float(m[1]) / 12.0), 0.1, 2.0)
+    m = re.fullmatch(rf"({_NUM})hz", v)
+    if m:
+        hz = float(m[1])
+        if m[1].startswith(("+", "-")):
+            return _clamp(base * (1.0 + hz / ref_hz), 0.1, 2.0)
+        if hz > 0:
+            return _clamp(hz / ref_hz, 0.1, 2.0)
+    return base
+
+
+def parse_volume(value: str | None, base: float = 100.0) -> float:
+    """Parse an Azure prosody ``volume`` into Azure's absolute 0-100 scale.
+
+    Accepts ``silent`` .. ``x-loud``, ``default``, an absolute number (``50``), a relative number
+    (``+10``, ``-20``), a percentage (``-50%``) or decibels (``-6dB``). Invalid values are ignored.
+
+    Args:
+        value: The attribute value, or ``None``.
+        base: The volume in force around this element.
+
+    Returns:
+        The new volume, clamped to 0-200 (eSpeak can amplify up to twice the default).
+
+    Raises:
+        Nothing: invalid values fall back to ``base``.
+    """
+    if value is None:
+        return base
+    v = value.strip().lower()
+    if v in _VOLUME_WORDS:
+        return _VOLUME_WORDS[v]
+    m = re.fullmatch(rf"({_NUM})%", v)
+    if m:
+        return _clamp(base * (1.0 + float(m[1]) / 100.0), 0.0, 200.0)
+    m = re.fullmatch(rf"({_NUM})db", v)
+    if m:
+        return _clamp(base * math.pow(10.0, float(m[1]) / 20.0), 0.0, 200.0)
+    m = re.fullmatch(_NUM, v)
+    if m:
+        if v.startswith(("+", "-")):
+            return _clamp(base + float(v), 0.0, 200.0)
+        return _clamp(float(v), 0.0, 200.0)
+    return base
+
+
+def parse_break_ms(time: str | None, strength: str | None) -> int:
+    """Return the length of a ``<break>`` in milliseconds.
+
+    Args:
+        time: The ``time`` attribute (``500ms``, ``2s``), when given; it wins over ``strength``.
+        strength: The ``strength`` attribute, when given.
+
+    Returns:
+        Milliseconds, 0-20000; ``medium`` (750 ms) when neither attribute is usable.
+
+    Raises:
+        Nothing: invalid values fall back to the default strength.
+    """
+    if time is not None:
+        m = re.fullmatch(rf"\s*({_NUM})\s*(ms|s)\s*", time.lower())
+        if m:
+            ms = float(m[1]) * (1000.0 if m[2] == "s" else 1.0)
+            return int(_clamp(ms, 0.0, MAX_BREAK_MS))
+    if strength is not None and strength.strip().lower() in _BREAK_STRENGTH_MS:
+        return _BREAK_STRENGTH_MS[strength.strip().lower()]
+    return _BREAK_STRENGTH_MS["medium"]
+
+
+def locale_of_voice(voice: str | None) -> str | None:
+    """Return the locale an Azure voice name starts with (``en-US-AvaNeural`` -> ``en-US``).
+
+    Args:
+        voice: An Azure voice name, or ``None``.
+
+    Returns:
+        The locale, or ``None`` when the name has none (custom voices are often bare names).
+    """
+    if not voice:
+        return None
+    m = re.match(r"^([a-zA-Z]{2,3})-([a-zA-Z]{2,4}|\d{3})(?:-|$)", voice.strip())
+    if not m:
+        return None
+    return f"{m[1].lower()}-{m[2].upper() if len(m[2]) == 2 else m[2]}"
+
+
+def _local(tag: object) -> str:
+    if not isinstance(tag, str):
+        return ""  # comments and processing instructions
+    return tag.rsplit("}", 1)[-1].split(":")[-1].lower()
+
+
+def _attr(elem: ET.Element, name: str) -> str | None:
+    for key, value in elem.attrib.items():
+        if key.rsplit("}", 1)[-1] == name:
+            return value
+    return None
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    voice: str | None
+    locale: str
+    prosody: Prosody
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.pieces: list[Piece] = []
+        self._parts: list[str] = []
+        self._ctx: _Ctx | None = None
+
+    def text(self, text: str | None, ctx: _Ctx) -> None:
+        if not text:
+            return
+        if self._ctx is not None and ctx != self._ctx and "".join(self._parts).strip():
+            self.flush()
+        self._ctx = ctx
+        self._parts.append(text)
+
+    def flush(self) -> None:
+        text = " ".join("".join(self._parts).split())
+        if text and self._ctx is not None:
+            last = self.pieces[-1] if self.pieces else None
+            if isinstance(last, Say) and not _SPOKEN.search(text):
+                # Bare punctuation after an element ("<prosody>fast</prosody>.") ends the
+                # previous run rather than becoming a run of its own.
+                self.pieces[-1] = replace(last, text=last.text + text)
+            else:
+                self.pieces.append(Say(text, self._ctx.voice, self._ctx.locale, self._ctx.prosody))
+        self._parts = []
+
+    def add(self, piece: Piece) -> None:
+        self.flush()
+        self.pieces.append(piece)
+
+
+def _walk(elem: ET.Element, ctx: _Ctx, out: _Builder) -> None:
+    name = _local(elem.tag)
+    if name == "voice":
+        voice = _attr(elem, "name") or ctx.voice
+        locale = _attr(elem, "lang") or locale_of_voice(voice) or ctx.locale
+        ctx = replace(ctx, voice=voice, locale=locale)
+    elif name == "lang":
+        ctx = replace(ctx, locale=_attr(elem, "lang") or ctx.locale)
+    elif name == "prosody":
+        p = ctx.prosody
+        ctx = replace(
+            ctx,
+            prosody=Prosody(
+                rate=parse_rate(_attr(elem, "rate"), p.rate),
+                pitch=parse_pitch(_attr(elem, "pitch"), p.pitch),
+                volume=parse_volume(_attr(elem, "volume"), p.volume),
+            ),
+        )
+    elif name == "break":
+        out.add(Pause(parse_break_ms(_attr(elem, "time"), _attr(elem, "strength"))))
+        return
+    elif name == "bookmark":
+        mark = _attr(elem, "mark")
+        if mark:
+            out.add(Bookmark(mark))
+        return
+    elif name == "sub":
+        alias = _attr(elem, "alias")
+        if alias is not None:
+            out.text(f" {alias} ", ctx)
+            return
+    elif name in ("p", "s"):
+        out.flush()
+
+    if not _local(elem.tag):
+        return
+    out.text(elem.text, ctx)
+    for child in elem:
+        _walk(child, ctx, out)
+        out.text(child.tail, ctx)
+    if name in ("p", "s", "voice"):
+        out.flush()
+
+
+def parse_ssml(content: str, *, default_voice: str | None = None) -> list[Piece]:
+    """Parse an SSML document into pieces.
+
+    Args:
+        content: A whole ``<speak>`` document.
+        default_voice: The voice used outside any ``<voice>`` element.
+
+    Returns:
+        Pieces in speaking order.
+
+    Raises:
+        RequestValidationError: The document is not well-formed XML, declares a DOCTYPE or
+            entities, or its root element is not ``speak``.
+    """
+    if _FORBIDDEN.search(content):
+        raise RequestValidationError("SSML input: DOCTYPE and ENTITY declarations are not allowed")
+    try:
+        root = ET.fromstring(content)
+    except ET.ParseError as exc:
+        line, col = exc.position
+        raise RequestValidationError(
+            f"SSML input is not well-formed XML at line {line}, column {col}"
+        ) from exc
+    if _local(root.tag) != "speak":
+        raise RequestValidationError(
+            f"SSML input: the root element must be <speak>, not <{_local(root.tag)}>"
+        )
+    locale = _attr(root, "lang") or locale_of_voice(default_voice) or DEFAULT_LOCALE
+    out = _Builder()
+    _walk(root, _Ctx(default_voice, locale, Prosody()), out)
+    out.flush()
+    return out.pieces
+
+
+def parse_input(
+    content: str,
+    kind: str,
+    *,
+    voice: str | None = None,
+    rate: str | None = None,
+    pitch: str | None = None,
+    volume: str | None = None,
+) -> list[Piece]:
+    """Turn one batch input into pieces to synthesize.
+
+    Args:
+        content: Plain text, or a whole ``<speak>`` SSML document.
+        kind: ``PlainText`` or ``SSML`` (case-insensitive).
+        voice: ``synthesisConfig.voice`` (plain text; the SSML default voice).
+        rate: ``synthesisConfig.rate`` (plain text only).
+        pitch: ``synthesisConfig.pitch`` (plain text only).
+        volume: ``synthesisConfig.volume`` (plain text only).
+
+    Returns:
+        Pieces in speaking order. Plain text paragraphs (CRLF-separated) become separate pieces.
+
+    Raises:
+        RequestValidationError: The input kind is unknown or the SSML is invalid.
+    """
+    k = kind.strip().lower()
+    if k == "ssml":
+        return parse_ssml(content, default_voice=voice)
+    if k != "plaintext":
+        raise RequestValidationError(f"inputKind {kind!r} is not PlainText or SSML")
+    prosody = Prosody(rate=parse_rate(rate), pitch=parse_pitch(pitch), volume=parse_volume(volume))
+    locale = locale_of_voice(voice) or DEFAULT_LOCALE
+    pieces: list[Piece] = []
+    for paragraph in re.split(r"\r?\n\s*\r?\n|\r\n", content):
+        text = " ".join(paragraph.split())
+        if text:
+            pieces.append(Say(text, voice, locale, prosody))
+    return pieces

@@ -1,0 +1,422 @@
+"""Read script files (YAML) and bulk CSVs into validated :class:`Script` models.
+
+Every problem becomes one :class:`~avatarpipe.errors.ScriptError` whose message names the file,
+the field path (``scenes[3].text``), the YAML line when known, and the reason::
+
+    talk.yaml: scenes[3].text: text is empty; a scene needs words to speak (line 14)
+    talk.yaml: scnes: unknown key 'scnes'; did you mean 'scenes'? (line 5)
+
+The first problem is the message; when there are more, each further one is attached as a note
+(``exc.__notes__``, Python 3.11) and the message ends with ``(and N more)``.
+
+Bulk: :func:`load_bulk` fills a template script's string fields with each CSV row (Jinja2
+``{{ column }}`` placeholders, sandboxed, unknown placeholders are errors) and returns one
+script per row, each with its own slug.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import re
+import types
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin
+
+import yaml
+from jinja2 import StrictUndefined, TemplateError, meta
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from avatarpipe.errors import ScriptError
+from avatarpipe.scripts.model import RULE_ERROR, RULE_FIELD, Script, slugify
+from avatarpipe.scripts.ssml import render_script_ssml
+
+__all__ = ["MAX_BULK_ROWS", "MAX_SCRIPT_BYTES", "field_path", "load_bulk", "load_script"]
+
+MAX_SCRIPT_BYTES = 5_000_000
+"""Largest script or CSV file read."""
+MAX_BULK_ROWS = 10_000
+"""Most rows in one bulk CSV."""
+_MAX_YAML_NODES = 200_000
+_SUB_LOC_RE = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
+
+Loc = tuple[str | int, ...]
+
+
+def field_path(loc: Loc) -> str:
+    """Format a pydantic error location as a field path.
+
+    Args:
+        loc: Like ``("scenes", 3, "text")``.
+
+    Returns:
+        Like ``scenes[3].text``.
+    """
+    out = ""
+    for item in loc:
+        if isinstance(item, int):
+            out += f"[{item}]"
+        else:
+            out += f".{item}" if out else str(item)
+    return out
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def _read_text(path: Path) -> str:
+    file = str(path)
+    try:
+        if path.is_dir():
+            raise ScriptError("is a directory, not a file", file=file)
+        size = path.stat().st_size
+        if size > MAX_SCRIPT_BYTES:
+            raise ScriptError(f"file is {size} bytes; the limit is {MAX_SCRIPT_BYTES}", file=file)
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ScriptError("file not found", file=file) from None
+    except PermissionError:
+        raise ScriptError("file is not readable (permission denied)", file=file) from None
+    except OSError as exc:
+        raise ScriptError(f"cannot read file: {exc.strerror or exc}", file=file) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ScriptError(
+            f"file is not UTF-8 text (bad byte at offset {exc.start})", file=file
+        ) from None
+
+
+class _Lines:
+    """Maps field locations to the YAML line they were written on."""
+
+    def __init__(self) -> None:
+        self.by_loc: dict[Loc, int] = {}
+
+    def line(self, loc: Loc) -> int | None:
+        for end in range(len(loc), -1, -1):
+            found = self.by_loc.get(loc[:end])
+            if found is not None:
+                return found
+        return None
+
+
+def _walk_nodes(node: yaml.Node, loc: Loc, lines: _Lines, file: str, budget: list[int]) -> None:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ScriptError("YAML document is too large or nests aliases too deeply", file=file)
+    lines.by_loc.setdefault(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ScriptError(
+                    f"duplicate key {key!r} (line {line}; first at line {seen[key]})",
+                    file=file,
+                    field=field_path((*loc, key)),
+                )
+            seen[key] = line
+            lines.by_loc[(*loc, key)] = line
+            _walk_nodes(value_node, (*loc, key), lines, file, budget)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk_nodes(item, (*loc, i), lines, file, budget)
+
+
+def _parse_yaml(text: str, file: str) -> tuple[dict[str, Any], _Lines]:
+    lines = _Lines()
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise ScriptError(
+                "file is empty; a script is a mapping with title, avatar, ...", file=file
+            )
+        _walk_nodes(node, (), lines, file, [_MAX_YAML_NODES])
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = exc.problem or exc.context or "syntax error"
+        raise ScriptError(f"malformed YAML{where}: {what}", file=file) from None
+    except yaml.YAMLError as exc:
+        raise ScriptError(f"malformed YAML: {exc}", file=file) from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        raise ScriptError(
+            f"top level must be a mapping (title: ..., scenes: ...), got {_type_name(data)}",
+            file=file,
+        )
+    return data, lines
+
+
+# --- pydantic errors to one line -----------------------------------------------------------------
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _find_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (Union, types.UnionType, list) or get_args(annotation):
+        for arg in get_args(annotation):
+            found = _find_model(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _model_at(loc: Loc) -> type[BaseModel] | None:
+    model: type[BaseModel] = Script
+    for item in loc:
+        if isinstance(item, int):
+            continue
+        info = model.model_fields.get(item)
+        found = _find_model(info.annotation) if info is not None else None
+        if found is None:
+            return None
+        model = found
+    return model
+
+
+def _sub_loc(sub: str) -> Loc:
+    return tuple(int(index) if index else name for index, name in _SUB_LOC_RE.findall(sub))
+
+
+def _describe(error: ErrorDetails) -> tuple[Loc, str]:
+    """Return the field location and the one-line reason for one pydantic error."""
+    loc: Loc = tuple(error["loc"])
+    path = loc
+    kind = error["type"]
+    value = error.get("input")
+    ctx = error.get("ctx") or {}
+    if kind == RULE_ERROR:
+        return loc + _sub_loc(str(ctx.get(RULE_FIELD, ""))), error["msg"]
+    if kind == "missing":
+        return path, "required field is missing"
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        model = _model_at(loc[:-1])
+        allowed = sorted(model.model_fields) if model else []
+        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(allowed)}"
+        return path, f"unknown key {key!r}; {hint}"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return (
+            path,
+            f"expected a mapping (key: value lines), got {_type_name(value)} {_short(value)}",
+        )
+    if kind == "list_type":
+        return path, f"expected a list ('- item' lines), got {_type_name(value)} {_short(value)}"
+    if kind == "literal_error":
+        return path, f"{error['msg']}; got {_short(value)}"
+    if kind in ("value_error", "string_too_long", "too_long", "too_short", "string_too_short"):
+        return path, error["msg"]
+    return path, f"{error['msg']}; got {_type_name(value)} {_short(value)}"
+
+
+def _validation_error(
+    exc: ValidationError, file: str, lines: _Lines, suffix: str = ""
+) -> ScriptError:
+    problems: list[tuple[str, str]] = []
+    for error in exc.errors(include_url=False):
+        loc, message = _describe(error)
+        line = lines.line(loc)
+        where = f" (line {line})" if line is not None else ""
+        problems.append((field_path(loc), f"{message}{where}{suffix}"))
+    path, message = problems[0]
+    more = len(problems) - 1
+    first = ScriptError(
+        message + (f" (and {more} more)" if more else ""), file=file, field=path or None
+    )
+    for other_path, other in problems[1:]:
+        first.add_note(f"{file}: {other_path}: {other}")
+    return first
+
+
+def _validate(
+    data: dict[str, Any], file: str, base_dir: Path, lines: _Lines, suffix: str = ""
+) -> Script:
+    try:
+        return Script.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        raise _validation_error(exc, file, lines, suffix) from None
+
+
+# --- public --------------------------------------------------------------------------------------
+
+
+def load_script(path: str | Path, *, check_ssml: bool = True) -> Script:
+    """Read, parse and validate one script file.
+
+    Args:
+        path: The YAML script file.
+        check_ssml: Also render every scene's SSML and check it (catches template problems).
+
+    Returns:
+        The validated script; ``script.source`` is the resolved file path.
+
+    Raises:
+        ScriptError: The file is unreadable, not YAML, not a mapping, or fails validation; the
+            message names the file, the field path and the reason.
+        ConfigError: ``check_ssml`` is set and the ``templates/`` directory cannot be found.
+    """
+    path = Path(path)
+    file = str(path)
+    data, lines = _parse_yaml(_read_text(path), file)
+    script = _validate(data, file, path.resolve().parent, lines).with_source(path.resolve())
+    if check_ssml:
+        render_script_ssml(script)
+    return script
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, int, dict[str, str]]]]:
+    file = str(path)
+    text = _read_text(path)
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        header = next(reader, None)
+        if header is None or not any(h.strip() for h in header):
+            raise ScriptError("CSV is empty; the first line must name the columns", file=file)
+        columns = [h.strip() for h in header]
+        for i, name in enumerate(columns):
+            if not name.isidentifier():
+                raise ScriptError(
+                    f"column {i + 1} header {name!r} is not a usable placeholder name "
+                    "(letters, digits, '_'; not starting with a digit)",
+                    file=file,
+                )
+        if len(set(columns)) != len(columns):
+            raise ScriptError(f"CSV header repeats a column: {', '.join(columns)}", file=file)
+        rows: list[tuple[int, int, dict[str, str]]] = []
+        for cells in reader:
+            if not any(c.strip() for c in cells):
+                continue
+            number = len(rows) + 1
+            if len(cells) != len(columns):
+                raise ScriptError(
+                    f"row {number} (line {reader.line_num}) has {len(cells)} cells; "
+                    f"the header has {len(columns)}",
+                    file=file,
+                )
+            rows.append((number, reader.line_num, dict(zip(columns, cells, strict=True))))
+            if len(rows) > MAX_BULK_ROWS:
+                raise ScriptError(f"more than {MAX_BULK_ROWS} rows", file=file)
+    except csv.Error as exc:
+        raise ScriptError(f"malformed CSV: {exc}", file=file) from None
+    if not rows:
+        raise ScriptError("CSV has a header but no rows", file=file)
+    return columns, rows
+
+
+_BULK_ENV = ImmutableSandboxedEnvironment(
+    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+)
+
+
+def _fill(value: Any, row: dict[str, str], loc: Loc, fail: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _fill(v, row, (*loc, str(k)), fail) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, row, (*loc, i), fail) for i, v in enumerate(value)]
+    if not isinstance(value, str) or not any(t in value for t in ("{{", "{%", "{#")):
+        return value
+    try:
+        parsed = _BULK_ENV.parse(value)
+        unknown = sorted(meta.find_undeclared_variables(parsed) - row.keys())
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], list(row), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            fail(loc, f"unknown placeholder {unknown[0]!r} (CSV columns: {', '.join(row)}){hint}")
+        return _BULK_ENV.from_string(value).render(row)
+    except TemplateError as exc:
+        fail(loc, f"placeholder template failed: {type(exc).__name__}: {exc}")
+    return value  # pragma: no cover - fail() always raises
+
+
+def load_bulk(
+    csv_path: str | Path, template_script_path: str | Path, *, check_ssml: bool = True
+) -> list[Script]:
+    """Make one script per CSV row by filling the template script's ``{{ column }}`` placeholders.
+
+    Placeholders may appear in any string value of the template script. Each script's slug is the
+    template's slug (or its rendered title's) plus a suffix: the row's ``id`` column when the CSV
+    has one, else the row number (``-001``). A template whose ``slug`` itself holds placeholders
+    keeps its rendered slug as-is. Slugs must come out distinct.
+
+    Args:
+        csv_path: The CSV file (UTF-8, header line of column names).
+        template_script_path: The YAML script with placeholders.
+        check_ssml: Also render and check every row's SSML.
+
+    Returns:
+        One validated script per non-blank row, in row order; ``source`` is the template script.
+
+    Raises:
+        ScriptError: The CSV or template is unreadable or malformed, a placeholder names no
+            column, or a filled row fails validation; the message names the CSV file, the row
+            and the field.
+        ConfigError: ``check_ssml`` is set and the ``templates/`` directory cannot be found.
+    """
+    csv_path, template_path = Path(csv_path), Path(template_script_path)
+    csv_file = str(csv_path)
+    template_file = str(template_path)
+    data, lines = _parse_yaml(_read_text(template_path), template_file)
+    _columns, rows = _read_csv(csv_path)
+    base_dir = template_path.resolve().parent
+    slug_is_templated = isinstance(data.get("slug"), str) and "{" in data["slug"]
+    scripts: list[Script] = []
+    seen: dict[str, int] = {}
+    for number, line_num, row in rows:
+        where = f" (row {number}, line {line_num}; template {template_path.name})"
+
+        def fail(loc: Loc, message: str, _where: str = where) -> None:
+            raise ScriptError(message + _where, file=csv_file, field=field_path(loc) or None)
+
+        filled = _fill(data, row, (), fail)
+        if not slug_is_templated:
+            base = filled.get("slug")
+            base = slugify(base) if isinstance(base, str) else slugify(str(filled.get("title", "")))
+            suffix = slugify(row["id"]) if row.get("id", "").strip() else f"{number:03d}"
+            filled["slug"] = f"{base[: 63 - len(suffix)].rstrip('-')}-{suffix}"
+        elif isinstance(filled.get("slug"), str):
+            filled["slug"] = slugify(filled["slug"])
+        script = _validate(filled, csv_file, base_dir, lines, where).with_source(
+            template_path.resolve()
+        )
+        if script.slug in seen:
+            raise ScriptError(
+                f"slug {script.slug!r} repeats row {seen[script.slug]}; give rows distinct ids"
+                + where,
+                file=csv_file,
+                field="slug",
+            )
+        seen[script.slug] = number
+        if check_ssml:
+            try:
+                render_script_ssml(script)
+            except ScriptError as exc:
+                wrapped = ScriptError(f"{exc.message}{where}")
+                wrapped.file, wrapped.field = csv_file, exc.field
+                raise wrapped from None
+        scripts.append(script)
+    return scripts

@@ -1,0 +1,109 @@
+"""Settings from the environment (prefix ``AVATARPIPE_``) and ``.env``.
+
+Every value has a default that works on the embedded default (the emulator, ``outputs/``).
+An invalid value fails at start-up with the variable's name and why (:class:`ConfigError`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from avatarpipe.errors import ConfigError
+
+__all__ = ["Settings", "load_settings"]
+
+ENV_PREFIX = "AVATARPIPE_"
+
+
+class Settings(BaseSettings):
+    """All of avatarpipe's configuration.
+
+    Attributes mirror the environment variables: ``speech_endpoint`` is
+    ``AVATARPIPE_SPEECH_ENDPOINT`` and so on.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    speech_endpoint: str | None = Field(
+        default=None,
+        description="https://{region}.api.cognitive.microsoft.com or a custom domain; "
+        "unset means the embedded emulator.",
+    )
+    speech_key: SecretStr | None = Field(default=None, description="Speech resource key.")
+    speech_token: SecretStr | None = Field(
+        default=None, description="Entra bearer token (instead of a key; needs a custom domain)."
+    )
+    backend: Literal["emulator", "azure"] | None = Field(
+        default=None, description="Force a backend; by default azure when an endpoint is set."
+    )
+    batch_avatar_api_version: str = "2024-08-01"
+    custom_voice_api_version: str = "2026-01-01"
+
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    read_timeout_s: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=6, ge=1, le=50, description="Attempts per request.")
+    max_retry_time_s: float = Field(default=600.0, gt=0, description="Retry budget per request.")
+    requests_per_minute: float = Field(
+        default=60.0, gt=0, description="Shared request budget against the Speech service."
+    )
+    poll_interval_s: float = Field(default=20.0, gt=0)
+    wait_timeout_s: float = Field(default=4 * 3600.0, gt=0)
+
+    output_dir: Path = Path("outputs")
+
+    blob_connection_string: SecretStr | None = None
+    blob_account_url: str | None = None
+    blob_container: str = "avatarpipe"
+
+    @field_validator("speech_endpoint", "blob_account_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http:// for a local emulator)")
+        return value.rstrip("/")
+
+    @field_validator("batch_avatar_api_version", "custom_voice_api_version")
+    @classmethod
+    def _api_version(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    @property
+    def resolved_backend(self) -> Literal["emulator", "azure"]:
+        """``azure`` when an endpoint is configured (or forced), else ``emulator``."""
+        if self.backend is not None:
+            return self.backend
+        return "azure" if self.speech_endpoint else "emulator"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning a validation failure into one clear line.
+
+    Args:
+        **overrides: Values that win over the environment (e.g. from CLI options).
+
+    Returns:
+        The validated settings.
+
+    Raises:
+        ConfigError: A value is invalid; the message names the variable and why.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ENV_PREFIX + ".".join(str(p) for p in first["loc"]).upper()
+        raise ConfigError(f"{name}: {first['msg']}") from None
