@@ -131,7 +131,7 @@ def _manifest(
     timings: dict[str, float],
 ) -> dict[str, Any]:
     by_key = {v.key: v for v in videos}
-    jobs = {k: j for j in outcome.jobs for k in j.keys}
+    jobs = {k: j for j in outcome.jobs for k in j.scene_keys}
     scene_rows = []
     for scene in scenes:
         video = by_key[scene.key]
@@ -374,7 +374,7 @@ def _publish_blobs(
 
     Read links are minted on demand, never stored: a SAS must not reach the Prefect database.
     """
-    mine = {j.job_id for j in outcome.jobs if any(k.startswith(script.slug + "/") for k in j.keys)}
+    mine = {j.job_id for j in outcome.jobs if any(k.startswith(script.slug + "/") for k in j.scene_keys)}
     metadata = {"script": script.slug, "run_id": run_id, "job_ids": ",".join(sorted(mine))[:1000]}
     names = []
     for path in files:

@@ -31,7 +31,7 @@ from avatarpipe import progress
 from avatarpipe.batch.fetch import FetchedVideo, fetch_job
 from avatarpipe.batch.plan import JobOptions, PlannedJob, VideoInput, plan_jobs
 from avatarpipe.batch.track import JobLookup, is_transient_job_error, submit_jobs, wait_for_jobs
-from avatarpipe.errors import DownloadError, SynthesisFailedError
+from avatarpipe.errors import DownloadError, PermanentServiceError, SynthesisFailedError
 from avatarpipe.speech.models import (
     BatchAvatarConfig,
     BatchSynthesis,
@@ -91,7 +91,7 @@ class JobRecord(BaseModel):
     """One job as the run saw it."""
 
     job_id: str
-    keys: list[str]
+    scene_keys: list[str]
     status: str
     attempt: int = 0
     duration_ms: int | None = None
@@ -129,14 +129,18 @@ def submit_task(
     jobs: list[PlannedJob],
     label: str,
     destination: str | None,
-) -> dict[str, tuple[BatchSynthesis, bool]]:
-    """Look every planned id up and create only the missing jobs."""
-    seen: dict[str, tuple[BatchSynthesis, bool]] = {}
+) -> dict[str, tuple[BatchSynthesis, bool] | PermanentServiceError]:
+    """Look every planned id up and create only the missing jobs (refusals are returned)."""
+    seen: dict[str, tuple[BatchSynthesis, bool] | PermanentServiceError] = {}
 
     def note(job: PlannedJob, view: BatchSynthesis, created: bool) -> None:
         seen[job.job_id] = (view, created)
         for item in job.inputs:
             progress.report("submitted", item.key, job.job_id)
+
+    def refused(job: PlannedJob, exc: PermanentServiceError) -> None:
+        seen[job.job_id] = exc
+        get_run_logger().error("job %s refused: %s", job.job_id, exc.message)
 
     submit_jobs(
         client,
@@ -144,6 +148,7 @@ def submit_task(
         jobs,
         destination_url=lambda j: destination if len(j.inputs) > 1 else None,
         on_submitted=note,
+        on_rejected=refused,
     )
     return seen
 
@@ -195,7 +200,7 @@ def _record(job: PlannedJob, view: BatchSynthesis | None, created: bool) -> JobR
     err = props.error if props else None
     return JobRecord(
         job_id=job.job_id,
-        keys=[i.key for i in job.inputs],
+        scene_keys=[i.key for i in job.inputs],
         status=(view.status.value if view and view.status else "Vanished"),
         attempt=job.attempt,
         duration_ms=props.duration_in_milliseconds if props else None,
@@ -270,11 +275,26 @@ def synthesize(request: SynthesisRequest, target: SpeechTarget) -> SynthesisOutc
     with open_client(target) as client:
         lookup = JobLookup(client)
 
-        def submit(jobs: list[PlannedJob]) -> None:
+        def submit(jobs: list[PlannedJob]) -> list[str]:
+            """Submit jobs; returns the ids accepted (refusals become failures)."""
             seen = submit_task(client, lookup, jobs, request.label or "jobs", destination)
-            for job_id, (view, was_created) in seen.items():
+            accepted = []
+            for job_id, outcome in seen.items():
+                job = by_id[job_id]
+                if isinstance(outcome, PermanentServiceError):
+                    record = _record(job, None, False)
+                    record.status = "Refused"
+                    record.error = outcome.message
+                    records[job_id] = record
+                    failures.append(record)
+                    for item in job.inputs:
+                        progress.report("failed", item.key, outcome.message)
+                    continue
+                view, was_created = outcome
                 created[job_id] = was_created
-                records[job_id] = _record(by_id[job_id], view, was_created)
+                records[job_id] = _record(job, view, was_created)
+                accepted.append(job_id)
+            return accepted
 
         def on_change(view: BatchSynthesis) -> None:
             assert view.id is not None
@@ -310,17 +330,16 @@ def synthesize(request: SynthesisRequest, target: SpeechTarget) -> SynthesisOutc
                 logger.warning(
                     "job %s failed (%s): resubmitting as %s", job_id, record.error, again.job_id
                 )
-                submit([again])
-                return [again.job_id]
+                return submit([again])
             for item in job.inputs:
                 progress.report("failed", item.key, record.error or "vanished")
             failures.append(record)
             return []
 
-        submit(planned)
+        accepted = submit(planned)
         wait_for_jobs(
             lookup,
-            [j.job_id for j in planned],
+            accepted,
             poll_interval_s=request.poll_interval_s,
             timeout_s=request.timeout_s,
             on_change=on_change,
@@ -350,7 +369,7 @@ def synthesize(request: SynthesisRequest, target: SpeechTarget) -> SynthesisOutc
         f"- service requests: {service_requests}",
     ]
     for failure in failures:
-        lines.append(f"- FAILED {failure.job_id} ({', '.join(failure.keys)}): {failure.error}")
+        lines.append(f"- FAILED {failure.job_id} ({', '.join(failure.scene_keys)}): {failure.error}")
     create_markdown_artifact("\n".join(lines), description="synthesis summary")
     if failures:
         first = failures[0]
@@ -358,7 +377,7 @@ def synthesize(request: SynthesisRequest, target: SpeechTarget) -> SynthesisOutc
             first.job_id,
             code=(first.error or "").split(":", 1)[0] or None,
             service_message=(
-                f"{(first.error or 'vanished')} (scenes: {', '.join(first.keys)}); "
+                f"{(first.error or 'vanished')} (scenes: {', '.join(first.scene_keys)}); "
                 f"{len(failures)} job(s) failed, {len(videos)} video(s) kept in {request.cache_dir}"
             ),
         )

@@ -19,7 +19,7 @@ for _name in list(os.environ):
     if _name.startswith("AVATARPIPE_"):
         del os.environ[_name]
 
-# pytest_plugins = ["azurite_fixture"]  (enabled once the fixture lands)
+pytest_plugins = ["azurite_fixture"]
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from azurite_fixture import azurite  # noqa: F401  (session fixture, re-exported here)
 
 from avatarpipe.emulator.config import EmulatorConfig
 from avatarpipe.emulator.placeholder import PlaceholderRenderer

@@ -26,15 +26,34 @@ VERSIONS = [
 CV_PREFIXES = ("/projects", "/models", "/endpoints", "/operations")
 JOB_ID = "talking-avatar-batch-synthesis-job-1"
 EP_ID = "9f50c644-2121-40e9-9ea7-544e48bfe3cb"
-PROJECT = {"id": "Jessica", "kind": "ProfessionalVoice", "locale": "en-US",
-           "description": "Project for Jessica Voice"}
-MODEL = {"id": "Jessica", "voiceName": "JessicaNeural", "description": "Jessica voice",
-         "recipe": {"kind": "Default", "version": "V7.2023.03"}, "projectId": "Jessica",
-         "consentId": "Jessica", "trainingSetId": "Jessica-300", "locale": "en-US"}
-ENDPOINT = {"id": EP_ID, "description": "Endpoint for Jessica voice", "projectId": "Jessica",
-            "modelId": "Jessica", "properties": {"kind": "HighPerformance"}}
+PROJECT = {
+    "id": "Jessica",
+    "kind": "ProfessionalVoice",
+    "locale": "en-US",
+    "description": "Project for Jessica Voice",
+}
+MODEL = {
+    "id": "Jessica",
+    "voiceName": "JessicaNeural",
+    "description": "Jessica voice",
+    "recipe": {"kind": "Default", "version": "V7.2023.03"},
+    "projectId": "Jessica",
+    "consentId": "Jessica",
+    "trainingSetId": "Jessica-300",
+    "locale": "en-US",
+}
+ENDPOINT = {
+    "id": EP_ID,
+    "description": "Endpoint for Jessica voice",
+    "projectId": "Jessica",
+    "modelId": "Jessica",
+    "properties": {"kind": "HighPerformance"},
+}
 PREVIEW_CREATE = (
-    spec_schemas.SPECS / spec_schemas.BATCH_AVATAR_PREVIEW / "examples" / "create_batch_synthesis.json"
+    spec_schemas.SPECS
+    / spec_schemas.BATCH_AVATAR_PREVIEW
+    / "examples"
+    / "create_batch_synthesis.json"
 )
 
 
@@ -76,8 +95,12 @@ def _prepare(emu: Any, version: str, name: str, params: dict[str, Any]) -> None:
         api = version.split("/")[1]
         op_id = params["id"] if name == "get_operation.json" else None
         headers = {"Operation-Id": op_id} if op_id else {}
-        resp = emu.client.put(f"/avatar/batchsyntheses/{JOB_ID}", params={"api-version": api},
-                              json=_job_request(), headers=headers)
+        resp = emu.client.put(
+            f"/avatar/batchsyntheses/{JOB_ID}",
+            params={"api-version": api},
+            json=_job_request(),
+            headers=headers,
+        )
         assert resp.status_code == 201, resp.text
         if name in ("get_batch_synthesis.json", "get_batch_syntheses.json"):
             emu.wait_job(JOB_ID)
@@ -94,18 +117,21 @@ def _prepare(emu: Any, version: str, name: str, params: dict[str, Any]) -> None:
     assert emu.admin("POST", "/seed", json=seed).status_code == 200
     if name == "get_operation.json":
         body = {k: v for k, v in MODEL.items() if k not in ("id", "locale")}
-        resp = emu.client.put("/customvoice/models/JessicaOp",
-                              params={"api-version": version.split("/")[1]}, json=body,
-                              headers={"Operation-Id": params["id"]})
+        resp = emu.client.put(
+            "/customvoice/models/JessicaOp",
+            params={"api-version": version.split("/")[1]},
+            json=body,
+            headers={"Operation-Id": params["id"]},
+        )
         assert resp.status_code == 201, resp.text
 
 
 @pytest.mark.parametrize(("version", "example"), _cases())
-def test_example(make_emu: AnyFactory, version: str, example: Path) -> None:
+def test_example(make_emu: Any, version: str, example: Path) -> None:
     data = json.loads(example.read_text())
     params: dict[str, Any] = data["parameters"]
     path_t, method, op = _operations(version)[example.name]
-    (status, expected), = data["responses"].items()
+    ((status, expected),) = data["responses"].items()
     emu = make_emu()
     _prepare(emu, version, example.name, params)
 
@@ -128,8 +154,7 @@ def test_example(make_emu: AnyFactory, version: str, example: Path) -> None:
             headers[name] = str(params[name])
         elif p["in"] == "body":
             body = params[name]
-    resp = emu.client.request(method.upper(), base + path, params=query, headers=headers,
-                              json=body)
+    resp = emu.client.request(method.upper(), base + path, params=query, headers=headers, json=body)
     assert resp.status_code == int(status), resp.text
     assert resp.headers.get("apim-request-id")
     if "body" in expected:
@@ -139,8 +164,18 @@ def test_example(make_emu: AnyFactory, version: str, example: Path) -> None:
         if isinstance(want, dict) and "value" not in want:
             # Same fields as the example; ``internalId`` is the service's documented extra.
             assert set(got) - {"internalId"} == set(want), (sorted(got), sorted(want))
-            for name in ("id", "status", "inputKind", "customVoices", "avatarConfig",
-                         "synthesisConfig", "projectId", "modelId", "kind", "voiceName"):
+            for name in (
+                "id",
+                "status",
+                "inputKind",
+                "customVoices",
+                "avatarConfig",
+                "synthesisConfig",
+                "projectId",
+                "modelId",
+                "kind",
+                "voiceName",
+            ):
                 if name in want and name != "status":
                     assert got[name] == want[name], name
     else:
@@ -159,14 +194,21 @@ def test_example(make_emu: AnyFactory, version: str, example: Path) -> None:
 def _error_cases() -> list[Any]:
     out = []
     for version in VERSIONS:
-        for kind in ("bad-version", "bad-body", "unauthorized", "not-found", "rate-limited",
-                     "no-route", "wrong-method"):
+        for kind in (
+            "bad-version",
+            "bad-body",
+            "unauthorized",
+            "not-found",
+            "rate-limited",
+            "no-route",
+            "wrong-method",
+        ):
             out.append(pytest.param(version, kind, id=f"{version}/{kind}"))
     return out
 
 
 @pytest.mark.parametrize(("version", "kind"), _error_cases())
-def test_error_shapes(make_emu: AnyFactory, version: str, kind: str) -> None:
+def test_error_shapes(make_emu: Any, version: str, kind: str) -> None:
     api = version.split("/")[1]
     avatar = version.startswith("batch-avatar")
     emu = make_emu(rate_limit_per_minute=1) if kind == "rate-limited" else make_emu()
@@ -177,8 +219,15 @@ def test_error_shapes(make_emu: AnyFactory, version: str, kind: str) -> None:
     params = {"api-version": api}
     headers: dict[str, str] = {}
     body: Any = None
-    expected = {"bad-version": 400, "bad-body": 400, "unauthorized": 401, "not-found": 404,
-                "rate-limited": 429, "no-route": 404, "wrong-method": 405}[kind]
+    expected = {
+        "bad-version": 400,
+        "bad-body": 400,
+        "unauthorized": 401,
+        "not-found": 404,
+        "rate-limited": 429,
+        "no-route": 404,
+        "wrong-method": 405,
+    }[kind]
     if kind == "bad-version":
         params = {"api-version": "2020-01-01"}
     elif kind == "bad-body":

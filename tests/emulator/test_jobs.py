@@ -22,14 +22,23 @@ CV = "2026-01-01"
 EP = "9f50c644-2121-40e9-9ea7-544e48bfe3cb"
 CNV_SEED = {
     "projects": [{"id": "Jessica", "kind": "ProfessionalVoice", "locale": "en-US"}],
-    "models": [{"id": "Jessica", "voiceName": "JessicaNeural", "projectId": "Jessica",
-                "consentId": "Jessica", "trainingSetId": "Jessica-300",
-                "recipe": {"kind": "Default"}}],
+    "models": [
+        {
+            "id": "Jessica",
+            "voiceName": "JessicaNeural",
+            "projectId": "Jessica",
+            "consentId": "Jessica",
+            "trainingSetId": "Jessica-300",
+            "recipe": {"kind": "Default"},
+        }
+    ],
     "endpoints": [{"id": EP, "projectId": "Jessica", "modelId": "Jessica"}],
 }
 
 
-def _statuses_until_final(emu: Any, job_id: str, timeout: float = 60) -> tuple[list[str], dict[str, Any]]:
+def _statuses_until_final(
+    emu: Any, job_id: str, timeout: float = 60
+) -> tuple[list[str], dict[str, Any]]:
     seen: list[str] = []
     deadline = time.monotonic() + timeout
     while True:
@@ -54,19 +63,24 @@ def test_lifecycle_results_and_summary(make_emu: Any, tmp_path: Path) -> None:
     seen, job = _statuses_until_final(emu, "life-1")
     assert seen == ["NotStarted", "Running", "Succeeded"]
     spec_schemas.validate(spec_schemas.BATCH_AVATAR, "BatchSynthesis", job)
-    assert emu.client.get(op_url).json() == {"id": created.headers["Operation-Id"],
-                                             "status": "Succeeded"}
+    assert emu.client.get(op_url).json() == {
+        "id": created.headers["Operation-Id"],
+        "status": "Succeeded",
+    }
     props = job["properties"]
     assert props["succeededCount"] == 1 and props["failedCount"] == 0
     assert props["durationInMilliseconds"] == 2100  # 6 words * 0.35 s (placeholder model)
-    assert props["billingDetails"] == {"neuralCharacters": len("One two three four five six."),
-                                       "talkingAvatarDurationSeconds": 2}
+    assert props["billingDetails"] == {
+        "neuralCharacters": len("One two three four five six."),
+        "talkingAvatarDurationSeconds": 2,
+    }
     assert job["lastActionDateTime"] > job["createdDateTime"]
     assert "inputs" not in job and job["internalId"]
 
     url = job["outputs"]["result"]
     assert re.fullmatch(
-        re.escape(emu.url) + r"/results/batchsynthesis-output/[0-9a-f]{32}/life-1/0001\.mp4\?.*se=\d+.*&sig=.+",
+        re.escape(emu.url)
+        + r"/results/batchsynthesis-output/[0-9a-f]{32}/life-1/0001\.mp4\?.*se=\d+.*&sig=.+",
         url,
     )
     video = httpx.get(url)
@@ -91,12 +105,21 @@ def test_lifecycle_results_and_summary(make_emu: Any, tmp_path: Path) -> None:
 
 
 def test_webm_defaults_and_ssml(emu: Any, tmp_path: Path) -> None:
-    ssml = ("<speak version='1.0' xml:lang='en-US'><voice name='en-US-AvaMultilingualNeural'>"
-            "Hi &amp; welcome.</voice></speak>")
-    body = {"inputKind": "Ssml", "inputs": [{"content": ssml}],
-            "avatarConfig": {"talkingAvatarCharacter": "lisa", "talkingAvatarStyle": "casual-sitting",
-                             "videoFormat": "webm", "videoCodec": "vp9",
-                             "backgroundColor": "transparent"}}
+    ssml = (
+        "<speak version='1.0' xml:lang='en-US'><voice name='en-US-AvaMultilingualNeural'>"
+        "Hi &amp; welcome.</voice></speak>"
+    )
+    body = {
+        "inputKind": "Ssml",
+        "inputs": [{"content": ssml}],
+        "avatarConfig": {
+            "talkingAvatarCharacter": "lisa",
+            "talkingAvatarStyle": "casual-sitting",
+            "videoFormat": "webm",
+            "videoCodec": "vp9",
+            "backgroundColor": "transparent",
+        },
+    }
     resp = emu.put_job("ssml-1", body)
     assert resp.status_code == 201, resp.text
     cfg = resp.json()["avatarConfig"]
@@ -110,8 +133,16 @@ def test_webm_defaults_and_ssml(emu: Any, tmp_path: Path) -> None:
     path.write_bytes(httpx.get(job["outputs"]["result"]).content)
     info = probe(path)
     assert info.video is not None and info.video.codec == "vp9" and info.video.alpha
-    default = emu.put_job("defaults-1", {**emu.job_body(), "avatarConfig": {
-        "talkingAvatarCharacter": "lisa", "talkingAvatarStyle": "casual-sitting"}})
+    default = emu.put_job(
+        "defaults-1",
+        {
+            **emu.job_body(),
+            "avatarConfig": {
+                "talkingAvatarCharacter": "lisa",
+                "talkingAvatarStyle": "casual-sitting",
+            },
+        },
+    )
     assert default.json()["avatarConfig"]["videoCodec"] == "hevc"
     assert default.json()["properties"] == {"timeToLiveInHours": 744}
 
@@ -140,20 +171,25 @@ def test_paging_follows_next_link(emu: Any) -> None:
 
 def test_custom_voice_list_filter_and_paging(emu: Any) -> None:
     seed = json.loads(json.dumps(CNV_SEED))
-    seed["projects"] += [{"id": f"P{i}", "kind": "PersonalVoice", "locale": "de-DE"} for i in range(3)]
+    seed["projects"] += [
+        {"id": f"P{i}", "kind": "PersonalVoice", "locale": "de-DE"} for i in range(3)
+    ]
     assert emu.admin("POST", "/seed", json=seed).status_code == 200
-    page = emu.client.get("/customvoice/projects",
-                          params={"api-version": CV, "maxpagesize": 2,
-                                  "filter": "kind eq 'PersonalVoice'"}).json()
+    page = emu.client.get(
+        "/customvoice/projects",
+        params={"api-version": CV, "maxpagesize": 2, "filter": "kind eq 'PersonalVoice'"},
+    ).json()
     assert [p["id"] for p in page["value"]] == ["P0", "P1"]
     rest = emu.client.get(page["nextLink"]).json()
     assert [p["id"] for p in rest["value"]] == ["P2"] and "nextLink" not in rest
-    by_project = emu.client.get("/customvoice/endpoints",
-                                params={"api-version": CV, "filter": "projectId eq 'Jessica'"})
+    by_project = emu.client.get(
+        "/customvoice/endpoints", params={"api-version": CV, "filter": "projectId eq 'Jessica'"}
+    )
     assert [e["id"] for e in by_project.json()["value"]] == [EP]
     later = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    none = emu.client.get("/customvoice/models",
-                          params={"api-version": CV, "filter": f"createdDateTime gt {later}"})
+    none = emu.client.get(
+        "/customvoice/models", params={"api-version": CV, "filter": f"createdDateTime gt {later}"}
+    )
     assert none.json()["value"] == []
     bad = emu.client.get("/customvoice/models", params={"api-version": CV, "filter": "name eq 1"})
     assert bad.status_code == 400
@@ -170,8 +206,7 @@ def test_custom_voice_list_filter_and_paging(emu: Any) -> None:
     ],
 )
 def test_auth(emu: Any, headers: dict[str, str], status: int) -> None:
-    resp = httpx.get(f"{emu.url}/avatar/batchsyntheses", params={"api-version": V},
-                     headers=headers)
+    resp = httpx.get(f"{emu.url}/avatar/batchsyntheses", params={"api-version": V}, headers=headers)
     assert resp.status_code == status
     if status == 401:
         assert resp.json()["error"]["code"] == "Unauthorized"
@@ -181,8 +216,18 @@ def test_auth(emu: Any, headers: dict[str, str], status: int) -> None:
 def test_any_key_accepted_without_configured_key(make_emu: Any) -> None:
     emu = make_emu(key=None)
     url = f"{emu.url}/customvoice/endpoints"
-    assert httpx.get(url, params={"api-version": CV}, headers={"Ocp-Apim-Subscription-Key": "x"}).status_code == 200
-    assert httpx.get(url, params={"api-version": CV}, headers={"Authorization": "Bearer t"}).status_code == 200
+    assert (
+        httpx.get(
+            url, params={"api-version": CV}, headers={"Ocp-Apim-Subscription-Key": "x"}
+        ).status_code
+        == 200
+    )
+    assert (
+        httpx.get(
+            url, params={"api-version": CV}, headers={"Authorization": "Bearer t"}
+        ).status_code
+        == 200
+    )
     assert httpx.get(url, params={"api-version": CV}).status_code == 401
 
 
@@ -204,8 +249,10 @@ def _mutate(body: dict[str, Any], change: str) -> dict[str, Any]:
     elif change == "transparent-not-vp9":
         body["avatarConfig"] |= {"backgroundColor": "transparent"}
     elif change == "color-and-image":
-        body["avatarConfig"] |= {"backgroundColor": "#FFFFFFFF",
-                                 "backgroundImage": "https://example.invalid/bg.png"}
+        body["avatarConfig"] |= {
+            "backgroundColor": "#FFFFFFFF",
+            "backgroundImage": "https://example.invalid/bg.png",
+        }
     elif change == "no-avatar-config":
         del body["avatarConfig"]
     elif change == "payload-over-500kb":
@@ -237,7 +284,9 @@ def _mutate(body: dict[str, Any], change: str) -> dict[str, Any]:
 def test_documented_rejections(emu: Any, change: str, fragment: str) -> None:
     resp = emu.put_job("rejected-1", _mutate(emu.job_body(), change))
     assert resp.status_code == 400, resp.text
-    spec_schemas.validate_response(spec_schemas.BATCH_AVATAR, "/batchsyntheses/{id}", "put", 400, resp.json())
+    spec_schemas.validate_response(
+        spec_schemas.BATCH_AVATAR, "/batchsyntheses/{id}", "put", 400, resp.json()
+    )
     assert resp.json()["error"]["code"] == "BadRequest"
     assert fragment.lower() in resp.text.lower()
     assert emu.get_job("rejected-1").status_code == 404
@@ -246,14 +295,18 @@ def test_documented_rejections(emu: Any, change: str, fragment: str) -> None:
 
 @pytest.mark.parametrize("job_id", ["a", "bad id!", "-starts-with-dash", "x" * 65])
 def test_invalid_job_ids(emu: Any, job_id: str) -> None:
-    resp = emu.client.put(f"/avatar/batchsyntheses/{job_id}", params={"api-version": V},
-                          json=emu.job_body())
+    resp = emu.client.put(
+        f"/avatar/batchsyntheses/{job_id}", params={"api-version": V}, json=emu.job_body()
+    )
     assert resp.status_code == 400
 
 
 def test_custom_voice_must_be_a_succeeded_endpoint_here(emu: Any) -> None:
-    body = {**emu.job_body(), "synthesisConfig": {"voice": "JessicaNeural"},
-            "customVoices": {"JessicaNeural": EP}}
+    body = {
+        **emu.job_body(),
+        "synthesisConfig": {"voice": "JessicaNeural"},
+        "customVoices": {"JessicaNeural": EP},
+    }
     resp = emu.put_job("cnv-1", body)
     assert resp.status_code == 400 and "not a custom voice endpoint" in resp.text
     seed = json.loads(json.dumps(CNV_SEED))
@@ -311,11 +364,13 @@ def test_reput_unknown_get_and_delete(emu: Any) -> None:
 
 def test_operation_id_reuse_with_another_request_is_rejected(emu: Any) -> None:
     op = {"Operation-Id": "op-123"}
-    first = emu.client.put("/avatar/batchsyntheses/op-a", params={"api-version": V},
-                           json=emu.job_body(), headers=op)
+    first = emu.client.put(
+        "/avatar/batchsyntheses/op-a", params={"api-version": V}, json=emu.job_body(), headers=op
+    )
     assert first.status_code == 201 and first.headers["Operation-Id"] == "op-123"
-    second = emu.client.put("/avatar/batchsyntheses/op-b", params={"api-version": V},
-                            json=emu.job_body(), headers=op)
+    second = emu.client.put(
+        "/avatar/batchsyntheses/op-b", params={"api-version": V}, json=emu.job_body(), headers=op
+    )
     assert second.status_code == 400 and "Operation-Id" in second.text
 
 
@@ -353,7 +408,11 @@ def test_concurrency_cap_keeps_the_rest_waiting(make_emu: Any) -> None:
     by_status = emu.stats()["jobs_by_status"]
     assert by_status == {"Running": 2, "NotStarted": 2}
     assert [emu.get_job(f"cap-{i}").json()["status"] for i in range(4)] == [
-        "Running", "Running", "NotStarted", "NotStarted"]
+        "Running",
+        "Running",
+        "NotStarted",
+        "NotStarted",
+    ]
     emu.admin("PUT", "/config", json={"time_scale": 0})
     assert all(emu.wait_job(f"cap-{i}")["status"] == "Succeeded" for i in range(4))
 
@@ -414,7 +473,9 @@ def test_destination_container_upload(emu: Any, azurite: Any) -> None:
     service = BlobServiceClient.from_connection_string(azurite.connection_string)
     container = service.create_container(f"dest{int(time.time() * 1000)}")
     sas = generate_container_sas(
-        azurite.account_name, container.container_name, account_key=azurite.account_key,
+        azurite.account_name,
+        container.container_name,
+        account_key=azurite.account_key,
         permission=ContainerSasPermissions(read=True, write=True, create=True, list=True),
         expiry=datetime.now(UTC) + timedelta(hours=1),
     )
@@ -427,12 +488,17 @@ def test_destination_container_upload(emu: Any, azurite: Any) -> None:
     assert "destinationContainerUrl" not in resp.text and "sig=" not in resp.text
     job = emu.wait_job("dest-1")
     assert job["status"] == "Succeeded", job
-    assert job["outputs"] == {"result": "runs/r1/dest-1/0001.mp4",
-                              "summary": "runs/r1/dest-1/summary.json"}
+    assert job["outputs"] == {
+        "result": "runs/r1/dest-1/0001.mp4",
+        "summary": "runs/r1/dest-1/summary.json",
+    }
     assert job["properties"]["succeededCount"] == 2
     names = sorted(b.name for b in container.list_blobs(name_starts_with="runs/r1/dest-1/"))
-    assert names == ["runs/r1/dest-1/0001.mp4", "runs/r1/dest-1/0002.mp4",
-                     "runs/r1/dest-1/summary.json"]
+    assert names == [
+        "runs/r1/dest-1/0001.mp4",
+        "runs/r1/dest-1/0002.mp4",
+        "runs/r1/dest-1/summary.json",
+    ]
     summary = json.loads(container.download_blob("runs/r1/dest-1/summary.json").readall())
     assert [r["texts"] for r in summary["results"]] == [["First video."], ["Second video here."]]
     size = sum(container.get_blob_client(n).get_blob_properties().size for n in names[:2])
@@ -440,10 +506,15 @@ def test_destination_container_upload(emu: Any, azurite: Any) -> None:
 
     # A SAS without write permission: the job fails with the reason, the SAS never shows.
     ro = generate_container_sas(
-        azurite.account_name, container.container_name, account_key=azurite.account_key,
-        permission=ContainerSasPermissions(read=True), expiry=datetime.now(UTC) + timedelta(hours=1),
+        azurite.account_name,
+        container.container_name,
+        account_key=azurite.account_key,
+        permission=ContainerSasPermissions(read=True),
+        expiry=datetime.now(UTC) + timedelta(hours=1),
     )
-    body["properties"] = {"destinationContainerUrl": f"{azurite.account_url}/{container.container_name}?{ro}"}
+    body["properties"] = {
+        "destinationContainerUrl": f"{azurite.account_url}/{container.container_name}?{ro}"
+    }
     emu.put_job("dest-2", body)
     failed = emu.wait_job("dest-2")
     assert failed["status"] == "Failed"

@@ -7,7 +7,6 @@ missing but npm is present, it is installed there first. Tests skip only when no
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -92,7 +91,6 @@ def azurite() -> Iterator[Azurite]:
         cwd=location,  # --inMemoryPersistence excludes --location; keep stray files here
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        env={**os.environ, "AZURITE_ACCOUNTS": ""} if "AZURITE_ACCOUNTS" in os.environ else None,
     )
     try:
         deadline = time.monotonic() + 60

@@ -141,6 +141,7 @@ def submit_jobs(
     *,
     destination_url: Callable[[PlannedJob], str | None] = lambda _job: None,
     on_submitted: Callable[[PlannedJob, BatchSynthesis, bool], None] | None = None,
+    on_rejected: Callable[[PlannedJob, PermanentServiceError], None] | None = None,
 ) -> dict[str, BatchSynthesis]:
     """Make sure every planned job exists on the service, creating only the missing ones.
 
@@ -150,9 +151,11 @@ def submit_jobs(
         planned: The jobs to submit.
         destination_url: Gives a job's ``destinationContainerUrl`` (``None`` for single inputs).
         on_submitted: Called with ``(job, service view, created)`` for each job.
+        on_rejected: Called when the service refuses one job (a 4xx); the other jobs still go
+            ahead. Without it the refusal is raised.
 
     Returns:
-        The service's view of each job, by id.
+        The service's view of each accepted job, by id.
 
     Raises:
         RequestValidationError: A job's request is invalid (before anything is sent for it).
@@ -170,11 +173,14 @@ def submit_jobs(
             try:
                 seen = api.create_synthesis(job.job_id, request)
                 created = True
-            except PermanentServiceError:
+            except PermanentServiceError as exc:
                 # A lost response to an earlier PUT, or another worker racing us: re-attach.
                 seen = api.find_synthesis(job.job_id)
                 if seen is None:
-                    raise
+                    if on_rejected is None:
+                        raise
+                    on_rejected(job, exc)
+                    continue
         else:
             log.info("job %s already exists (%s): re-attached", job.job_id, seen.status)
         result[job.job_id] = seen

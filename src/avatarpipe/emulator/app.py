@@ -10,6 +10,7 @@ the ``x-ms-error-code`` header.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import uuid
@@ -74,11 +75,10 @@ def load_renderer(config: EmulatorConfig) -> Renderer:
 
     if config.renderer == "real":
         try:
-            from avatarpipe.emulator.render import AvatarRenderer  # type: ignore[attr-defined]
-
-            renderer: Renderer = AvatarRenderer()
+            module = importlib.import_module("avatarpipe.emulator.render")
+            renderer: Renderer = module.AvatarRenderer()
             return renderer
-        except ImportError as exc:
+        except (ImportError, AttributeError) as exc:
             log.warning("emulator: real renderer unavailable (%s); using the placeholder", exc)
     return PlaceholderRenderer()
 

@@ -14,6 +14,11 @@ __all__ = ["app"]
 app = typer.Typer(help="The local Speech service emulator.", no_args_is_help=True)
 
 
+@app.callback()
+def main() -> None:
+    """The local Speech service emulator (the same REST API as Azure AI Speech)."""
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
@@ -46,7 +51,7 @@ def serve(
             seed=seed,
             time_scale=time_scale,
             key=key,
-            renderer=renderer,  # type: ignore[arg-type]
+            renderer=renderer,  # type: ignore[arg-type,unused-ignore]
         )
     except ValueError as exc:
         typer.echo(f"invalid option: {exc}", err=True)

@@ -37,6 +37,7 @@ class FaultConfig(BaseModel):
         p_job_fail: A started job fails (``status: Failed``, ``properties.error`` set).
         p_expired_url: A minted result URL is already expired (storage answers 403); the next GET
             of the job mints a fresh one.
+        fail_next_jobs: The next N jobs to start fail, whatever the draws (deterministic tests).
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -50,6 +51,7 @@ class FaultConfig(BaseModel):
     slow_s: float = Field(default=2.0, ge=0.0)
     p_job_fail: float = Field(default=0.0, ge=0.0, le=1.0)
     p_expired_url: float = Field(default=0.0, ge=0.0, le=1.0)
+    fail_next_jobs: int = Field(default=0, ge=0)
 
 
 class EmulatorConfig(BaseModel):

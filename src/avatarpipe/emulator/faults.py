@@ -56,7 +56,7 @@ class RateLimiter:
         self._kinds = {kind: _Bucket(rate) for kind, rate in per_kind.items() if rate > 0}
 
     def check(self, kind: str) -> int | None:
-        """Spend one request of ``kind``; return ``None`` if allowed, else ``Retry-After`` seconds."""
+        """Spend a request of ``kind``: ``None`` if allowed, else the ``Retry-After`` seconds."""
         with self._lock:
             buckets = [b for b in (self._all, self._kinds.get(kind)) if b is not None]
             waits = []
@@ -98,6 +98,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self.config = config
         self._rng = random.Random(config.seed)
+        self._forced_failures = config.fail_next_jobs
 
     def _draw(self, p: float) -> bool:
         # Always consume one number per decision so that the sequence depends only on the
@@ -117,7 +118,7 @@ class FaultInjector:
             }
         for kind in ("reset", "429", "500", "503"):
             if draws[kind]:
-                return InjectedFault(kind)  # type: ignore[arg-type]
+                return InjectedFault(kind)  # type: ignore[arg-type,unused-ignore]
         if draws["slow"]:
             return InjectedFault("slow", c.slow_s)
         return None
@@ -125,7 +126,11 @@ class FaultInjector:
     def job_fails(self) -> bool:
         """Whether a starting job is made to fail."""
         with self._lock:
-            return self._draw(self.config.p_job_fail)
+            drawn = self._draw(self.config.p_job_fail)
+            if self._forced_failures > 0:
+                self._forced_failures -= 1
+                return True
+            return drawn
 
     def url_expired(self) -> bool:
         """Whether a result URL being minted is already expired."""

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import html
 import re
+import xml.etree.ElementTree as ET  # noqa: S405 - parsing our own callers' SSML for errors only
 from pathlib import Path
 
 from avatarpipe.emulator.renderer import RenderedInput, RenderSpec
+from avatarpipe.errors import RequestValidationError
 from avatarpipe.media.ffmpeg import run_ffmpeg
 
 __all__ = ["PlaceholderRenderer", "estimate_duration_s", "spoken_text"]
@@ -55,7 +57,7 @@ def _frame_size(spec: RenderSpec, override: tuple[int, int] | None) -> tuple[int
 
 
 class PlaceholderRenderer:
-    """Renders a colour frame plus a tone; implements :class:`~avatarpipe.emulator.renderer.Renderer`."""
+    """Renders a colour frame plus a tone (a :class:`~avatarpipe.emulator.renderer.Renderer`)."""
 
     def __init__(self, frame_size: tuple[int, int] | None = None) -> None:
         """Create the renderer.
@@ -79,7 +81,13 @@ class PlaceholderRenderer:
 
         Raises:
             MediaError: ffmpeg failed.
+            RequestValidationError: The SSML is not well-formed (the service fails such jobs).
         """
+        if spec.input_kind == "SSML":
+            try:
+                ET.fromstring(spec.content)
+            except ET.ParseError as exc:
+                raise RequestValidationError(f"The SSML is not well-formed: {exc}") from None
         out_dir.mkdir(parents=True, exist_ok=True)
         duration = estimate_duration_s(spec)
         width, height = _frame_size(spec, self.frame_size)

@@ -34,6 +34,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,9 @@ class EmulatedResource:
         self.resource_hex = store.meta("resource_hex", lambda: uuid.uuid4().hex)
         self.results_dir = config.state_dir / "results"
         self.lock = threading.RLock()
-        self.limiter = RateLimiter(config.rate_limit_per_minute, dict(config.rate_limits))
+        self.limiter = RateLimiter(
+            config.rate_limit_per_minute, {str(k): v for k, v in config.rate_limits.items()}
+        )
         self.faults = FaultInjector(config.faults)
         self.wakeup = threading.Event()
 
@@ -172,7 +175,9 @@ class EmulatedResource:
                 except (TypeError, ValueError):
                     raise bad_request("clock_offset_s: must be a number") from None
             if {"rate_limit_per_minute", "rate_limits"} & set(changes):
-                self.limiter = RateLimiter(new.rate_limit_per_minute, dict(new.rate_limits))
+                self.limiter = RateLimiter(
+                    new.rate_limit_per_minute, {str(k): v for k, v in new.rate_limits.items()}
+                )
             if "faults" in changes:
                 self.faults = FaultInjector(new.faults)
         self.wakeup.set()
@@ -583,7 +588,7 @@ class EmulatedResource:
         return body
 
     def _phases(self, seconds: float, *steps: str) -> list[list[Any]]:
-        """Plan status steps over the modelled ``seconds``: the first at a quarter, the last at the end.
+        """Plan status steps over ``seconds``: the first at a quarter, the last at the end.
 
         Each phase is ``[start, unscaled offset, status]``; it is due at
         ``start + offset * time_scale`` with the scale in force when it is checked, so a change of
@@ -623,7 +628,7 @@ class EmulatedResource:
     def create_model(
         self, mid: str, raw: bytes, op_id: str | None, api_version: str
     ) -> tuple[dict[str, Any], dict[str, str]]:
-        """``PUT /customvoice/models/{id}``: training is modelled (NotStarted -> Running -> Succeeded).
+        """``PUT /customvoice/models/{id}``: training is modelled (NotStarted, Running, Succeeded).
 
         Consents and training sets are not emulated: their ids are taken as given.
 
@@ -952,6 +957,10 @@ class EmulatedResource:
                     model_cls.model_validate(item)
                 except ValidationError as exc:
                     raise bad_request(f"seed: {kind}[{i}]: {_pydantic_message(exc)[0]}") from None
+                if kind == "models" and not item.get("projectId"):
+                    raise bad_request(f"seed: models[{i}]: projectId: Field required")
+                if kind == "endpoints" and not UUID_RE.match(str(item["id"])):
+                    raise bad_request(f"seed: endpoints[{i}]: id must be a UUID")
                 body = dict(item)
                 body["id"] = str(body["id"]).lower() if kind == "endpoints" else str(body["id"])
                 body.setdefault("createdDateTime", now)
@@ -960,6 +969,9 @@ class EmulatedResource:
                     body.setdefault("lastActionDateTime", now)
                 if kind == "models":
                     body.setdefault("voiceName", f"{body['id']}Neural")
+                    body.setdefault("recipe", {"kind": "Default", "version": "V7.2023.03"})
+                    body.setdefault("consentId", body["id"])
+                    body.setdefault("trainingSetId", body["id"])
                     body.setdefault("engineVersion", "2023.07.04.0")
                     body.setdefault("locale", "en-US")
                 if kind == "endpoints":
@@ -1030,7 +1042,7 @@ def _predicate(fld: str, op: str, value: str, flt: str) -> Any:
             raise ApiError(
                 400, "BadArgument", f"The filter '{flt}' has an invalid date.", target="filter"
             ) from None
-        ops = {
+        ops: dict[str, Callable[[float], bool]] = {
             "eq": lambda a: a == ref,
             "ne": lambda a: a != ref,
             "gt": lambda a: a > ref,

@@ -17,7 +17,7 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -66,7 +66,9 @@ def render_spec(request: dict[str, Any], content: str, background: Path | None) 
             int(crop["bottomRight"]["x"]),
             int(crop["bottomRight"]["y"]),
         )
-    kind = "SSML" if str(request.get("inputKind", "")).lower() == "ssml" else "PlainText"
+    kind: Literal["PlainText", "SSML"] = (
+        "SSML" if str(request.get("inputKind", "")).lower() == "ssml" else "PlainText"
+    )
     return RenderSpec(
         content=content,
         input_kind=kind,

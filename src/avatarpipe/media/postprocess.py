@@ -705,9 +705,7 @@ def _copy_mismatch(paths: list[Path], infos: list[MediaInfo]) -> str | None:
     return None
 
 
-def join_scenes(
-    scenes: Sequence[str | Path], out_path: str | Path, preset: Preset
-) -> MediaInfo:
+def join_scenes(scenes: Sequence[str | Path], out_path: str | Path, preset: Preset) -> MediaInfo:
     """Join scenes: by stream copy when their codecs and parameters match, else one re-encode.
 
     Args:
