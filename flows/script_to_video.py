@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.runtime import flow_run
@@ -32,6 +31,7 @@ from avatarpipe.scripts.model import Script
 from avatarpipe.scripts.ssml import script_hash
 from avatarpipe.storage.blob import BlobStore
 from avatarpipe.storage.local import RunDirectory, new_run_id
+from flows.report import report_run
 from flows.preflight import TeardownPolicy, ensure_avatar_deployment, ensure_custom_voice, teardown
 from flows.speech import SpeechTarget, settings
 from flows.synthesize import InputItem, SynthesisOutcome, SynthesisRequest, VideoRecord, synthesize
@@ -39,9 +39,6 @@ from flows.synthesize import InputItem, SynthesisOutcome, SynthesisRequest, Vide
 __all__ = ["PublishedVideo", "RunOptions", "script_to_video"]
 
 log = logging.getLogger(__name__)
-
-# Rough list price of batch avatar synthesis, for the summary's estimate only.
-PRICE_PER_AVATAR_MINUTE_USD = 0.60
 
 
 class RunOptions(BaseModel):
@@ -343,7 +340,7 @@ def script_to_video(
             payload={"folder": str(final), "videos": [Path(v).name for v in video_files]},
         )
         logger.info("published %s", final)
-    _report(published, merged)
+    report_run(published, merged)
     if opts.teardown != "keep":
         deployment_ids = sorted({d for _, d in voices})
         characters = sorted({s.avatar.character for s in scripts if s.avatar.customized})
@@ -374,7 +371,9 @@ def _publish_blobs(
 
     Read links are minted on demand, never stored: a SAS must not reach the Prefect database.
     """
-    mine = {j.job_id for j in outcome.jobs if any(k.startswith(script.slug + "/") for k in j.scene_keys)}
+    mine = {
+        j.job_id for j in outcome.jobs if any(k.startswith(script.slug + "/") for k in j.scene_keys)
+    }
     metadata = {"script": script.slug, "run_id": run_id, "job_ids": ",".join(sorted(mine))[:1000]}
     names = []
     for path in files:
@@ -382,39 +381,3 @@ def _publish_blobs(
         store.upload(path, name, metadata=metadata)
         names.append(name)
     return names
-
-
-def _report(published: list[PublishedVideo], outcome: SynthesisOutcome) -> None:
-    seconds = sum(j.billing_seconds or 0 for j in outcome.jobs)
-    rows = []
-    for item in published:
-        for video in item.videos:
-            size = Path(video).stat().st_size
-            rows.append(
-                {
-                    "script": item.slug,
-                    "video": Path(video).name,
-                    "duration_s": round(item.duration_s, 2),
-                    "size_mb": round(size / 1e6, 2),
-                    "folder": item.folder,
-                }
-            )
-    create_table_artifact(rows, key="avatarpipe-videos", description="published videos")
-    lines = [
-        "# avatarpipe run summary",
-        "",
-        f"- scripts published: **{len(published)}**",
-        f"- videos: **{len(rows)}**",
-        f"- avatar seconds billed: **{seconds}** "
-        f"(estimate ${seconds / 60 * PRICE_PER_AVATAR_MINUTE_USD:.2f})",
-        f"- service requests: {outcome.service_requests}",
-        "",
-        "| script | video | duration (s) | size (MB) |",
-        "|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r['script']} | {r['video']} | {r['duration_s']} | {r['size_mb']} |" for r in rows
-    ]
-    for item in published:
-        lines += [f"- blob `{name}`" for name in item.blob_names]
-    create_markdown_artifact("\n".join(lines), key="avatarpipe-summary", description="run summary")

@@ -369,7 +369,9 @@ def synthesize(request: SynthesisRequest, target: SpeechTarget) -> SynthesisOutc
         f"- service requests: {service_requests}",
     ]
     for failure in failures:
-        lines.append(f"- FAILED {failure.job_id} ({', '.join(failure.scene_keys)}): {failure.error}")
+        lines.append(
+            f"- FAILED {failure.job_id} ({', '.join(failure.scene_keys)}): {failure.error}"
+        )
     create_markdown_artifact("\n".join(lines), description="synthesis summary")
     if failures:
         first = failures[0]

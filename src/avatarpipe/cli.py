@@ -44,7 +44,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+stdout = Console(highlight=False)
 
 Backend = Literal["emulator", "azure"]
 
@@ -82,7 +82,7 @@ def validate(
     except AvatarpipeError as exc:
         raise _fail(exc) from None
     for item in scripts:
-        out.print(f"ok: {item.slug}: {len(item.scenes)} scene(s), avatar {item.avatar.character}")
+        stdout.print(f"ok: {item.slug}: {len(item.scenes)} scene(s), avatar {item.avatar.character}")
 
 
 @app.command()
@@ -92,7 +92,7 @@ def presets() -> None:
 
     for name in list_presets():
         preset = load_preset(name)
-        out.print(
+        stdout.print(
             f"{name:18} {preset.width}x{preset.height} {preset.video_codec}  {preset.description}"
         )
 
@@ -329,8 +329,8 @@ def run(
         raise typer.Exit(130) from None
     for item in published:
         for video in item.videos:
-            out.print(f"video: {video}")
-        out.print(f"manifest: {item.manifest}")
+            stdout.print(f"video: {video}")
+        stdout.print(f"manifest: {item.manifest}")
     console.print(
         "Watch runs in the Prefect UI: `uv run prefect server start`, then open "
         "http://127.0.0.1:4200 (runs made here are stored in the same Prefect database)."

@@ -38,6 +38,7 @@ class FaultConfig(BaseModel):
         p_expired_url: A minted result URL is already expired (storage answers 403); the next GET
             of the job mints a fresh one.
         fail_next_jobs: The next N jobs to start fail, whatever the draws (deterministic tests).
+        fail_next_deployments: The next N custom avatar deployments end ``Failed``.
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -52,6 +53,7 @@ class FaultConfig(BaseModel):
     p_job_fail: float = Field(default=0.0, ge=0.0, le=1.0)
     p_expired_url: float = Field(default=0.0, ge=0.0, le=1.0)
     fail_next_jobs: int = Field(default=0, ge=0)
+    fail_next_deployments: int = Field(default=0, ge=0)
 
 
 class EmulatorConfig(BaseModel):

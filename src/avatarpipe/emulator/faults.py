@@ -99,6 +99,7 @@ class FaultInjector:
         self.config = config
         self._rng = random.Random(config.seed)
         self._forced_failures = config.fail_next_jobs
+        self._forced_deploy_failures = config.fail_next_deployments
 
     def _draw(self, p: float) -> bool:
         # Always consume one number per decision so that the sequence depends only on the
@@ -131,6 +132,14 @@ class FaultInjector:
                 self._forced_failures -= 1
                 return True
             return drawn
+
+    def deployment_fails(self) -> bool:
+        """Whether a custom avatar deployment being started ends ``Failed``."""
+        with self._lock:
+            if self._forced_deploy_failures > 0:
+                self._forced_deploy_failures -= 1
+                return True
+            return False
 
     def url_expired(self) -> bool:
         """Whether a result URL being minted is already expired."""

@@ -893,7 +893,8 @@ class EmulatedResource:
         Raises:
             ApiError: 404 for an unknown model; 400 at the cap.
         """
-        phases = self._phases(self.config.avatar_deploy_s, "Running", "Succeeded")
+        final = "Failed" if self.faults.deployment_fails() else "Succeeded"
+        phases = self._phases(self.config.avatar_deploy_s, "Running", final)
         outcome = self.store.deploy_avatar(
             name, self.config.max_avatar_deployments, phases, self.now()
         )

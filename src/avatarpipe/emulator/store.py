@@ -404,10 +404,11 @@ class Store:
             row = db.execute("SELECT * FROM avatars WHERE name=?", (name,)).fetchone()
             if row is None:
                 return "missing"
-            if row["deploy_status"] is not None:
+            if row["deploy_status"] not in (None, "Failed"):
                 return "exists"
             used = db.execute(
-                "SELECT COUNT(*) FROM avatars WHERE deploy_status IS NOT NULL"
+                "SELECT COUNT(*) FROM avatars WHERE deploy_status IS NOT NULL "
+                "AND deploy_status != 'Failed'"
             ).fetchone()[0]
             if used >= cap:
                 return "cap"
