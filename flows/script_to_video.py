@@ -31,8 +31,8 @@ from avatarpipe.scripts.model import Script
 from avatarpipe.scripts.ssml import script_hash
 from avatarpipe.storage.blob import BlobStore
 from avatarpipe.storage.local import RunDirectory, new_run_id
-from flows.report import report_run
 from flows.preflight import TeardownPolicy, ensure_avatar_deployment, ensure_custom_voice, teardown
+from flows.report import report_run
 from flows.speech import SpeechTarget, settings
 from flows.synthesize import InputItem, SynthesisOutcome, SynthesisRequest, VideoRecord, synthesize
 

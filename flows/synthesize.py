@@ -13,7 +13,6 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from avatarpipe.speech.client import SpeechClient
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
     create_markdown_artifact,
@@ -32,6 +31,7 @@ from avatarpipe.batch.fetch import FetchedVideo, fetch_job
 from avatarpipe.batch.plan import JobOptions, PlannedJob, VideoInput, plan_jobs
 from avatarpipe.batch.track import JobLookup, is_transient_job_error, submit_jobs, wait_for_jobs
 from avatarpipe.errors import DownloadError, PermanentServiceError, SynthesisFailedError
+from avatarpipe.speech.client import SpeechClient
 from avatarpipe.speech.models import (
     BatchAvatarConfig,
     BatchSynthesis,
