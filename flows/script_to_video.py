@@ -308,8 +308,8 @@ def script_to_video(
             for key in ("path", "thumbnail", "contact_sheet"):
                 if isinstance(out.get(key), str):
                     out[key] = Path(out[key]).name
-            if isinstance(out.get("subtitle_files"), list):
-                out["subtitle_files"] = [Path(p).name for p in out["subtitle_files"]]
+            if isinstance(out.get("subtitles"), list):
+                out["subtitles"] = [Path(p).name for p in out["subtitles"]]
         timings["total"] = time.monotonic() - started
         manifest = _manifest(
             script, run_id, target, per_script[script.slug], merged.videos, merged, outputs, timings

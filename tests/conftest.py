@@ -19,7 +19,7 @@ for _name in list(os.environ):
     if _name.startswith("AVATARPIPE_"):
         del os.environ[_name]
 
-pytest_plugins = ["azurite_fixture"]
+pytest_plugins = ["azurite_fixture", "emu_fixtures"]
 
 
 @pytest.fixture(scope="session")

@@ -47,6 +47,7 @@ console = Console(stderr=True, highlight=False)
 stdout = Console(highlight=False)
 
 Backend = Literal["emulator", "azure"]
+_USER_CONSOLE_LEVEL = os.environ.get("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL")
 
 
 def _fail(exc: AvatarpipeError) -> typer.Exit:
@@ -82,7 +83,9 @@ def validate(
     except AvatarpipeError as exc:
         raise _fail(exc) from None
     for item in scripts:
-        stdout.print(f"ok: {item.slug}: {len(item.scenes)} scene(s), avatar {item.avatar.character}")
+        stdout.print(
+            f"ok: {item.slug}: {len(item.scenes)} scene(s), avatar {item.avatar.character}"
+        )
 
 
 @app.command()
@@ -214,7 +217,7 @@ def _embedded_emulator(conf: Settings, scripts: list[Script]) -> Iterator[str]:
     from avatarpipe.emulator.config import EmulatorConfig
     from avatarpipe.emulator.server import EmulatorServer
 
-    state = Path(os.environ.get("AVATARPIPE_EMULATOR_STATE", ".avatarpipe/emulator"))
+    state = Path(os.environ.get("AVATARPIPE_EMULATOR_STATE", str(conf.output_dir / ".emulator")))
     scale = float(os.environ.get("AVATARPIPE_EMULATOR_TIME_SCALE", "0.02"))
     config = EmulatorConfig(port=0, state_dir=state, time_scale=scale)
     with EmulatorServer(config) as server:
@@ -294,10 +297,14 @@ def run(
                 )
     except AvatarpipeError as exc:
         raise _fail(exc) from None
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING" if sys.stderr.isatty() else "INFO")
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     display = _Display(live=sys.stderr.isatty())
     try:
-        with _target(conf, chosen, scripts) as endpoint, display.running():
+        with (
+            _target(conf, chosen, scripts) as endpoint,
+            display.running(),
+            _quiet_prefect_console(),
+        ):
             from flows.script_to_video import RunOptions, script_to_video
             from flows.speech import SpeechTarget
 
@@ -329,12 +336,40 @@ def run(
         raise typer.Exit(130) from None
     for item in published:
         for video in item.videos:
-            stdout.print(f"video: {video}")
-        stdout.print(f"manifest: {item.manifest}")
+            stdout.print(f"video: {video}", soft_wrap=True)
+        stdout.print(f"manifest: {item.manifest}", soft_wrap=True)
     console.print(
         "Watch runs in the Prefect UI: `uv run prefect server start`, then open "
         "http://127.0.0.1:4200 (runs made here are stored in the same Prefect database)."
     )
+
+
+@contextmanager
+def _quiet_prefect_console() -> Iterator[None]:
+    """Keep Prefect's console handler to CRITICAL during a run: the CLI shows its own progress
+    and one error line (run logs still reach the Prefect API and the UI)."""
+    if _USER_CONSOLE_LEVEL:
+        yield  # the user asked for Prefect's own console logs
+        return
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    loggers = [
+        logging.getLogger(),
+        *(logging.getLogger(name) for name in list(logging.Logger.manager.loggerDict)),
+    ]
+    changed = [
+        (handler, handler.level)
+        for logger in loggers
+        for handler in logger.handlers
+        if isinstance(handler, PrefectConsoleHandler)
+    ]
+    for handler, _level in changed:
+        handler.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for handler, level in changed:
+            handler.setLevel(level)
 
 
 @contextmanager

@@ -100,7 +100,9 @@ def _verify(path: Path, expected_size: int | None) -> dict[str, object]:
         path.unlink(missing_ok=True)
         raise DownloadError(f"{path.name}: {size} bytes, the service said {expected_size}")
     try:
-        info = probe(path)
+        # Without a size to compare, only a full read catches a truncated file: its header alone
+        # (moov first) still reports the whole duration.
+        info = probe(path, exact=expected_size is None)
     except MediaError as exc:
         path.unlink(missing_ok=True)
         raise DownloadError(

@@ -26,10 +26,12 @@ from typing import Any, Protocol
 import httpx
 
 from avatarpipe.errors import (
+    AuthenticationError,
     CustomVoiceError,
     DeploymentError,
     PermanentServiceError,
     SynthesisFailedError,
+    TransientServiceError,
     WaitTimeoutError,
 )
 from avatarpipe.speech.models import (
@@ -183,7 +185,18 @@ def ensure_custom_voice(
 
 
 def _admin(http: httpx.Client, method: str, path: str) -> httpx.Response:
-    return http.request(method, path)
+    try:
+        resp = http.request(method, path)
+    except httpx.TransportError as exc:
+        raise TransientServiceError(f"{method} {path}: {exc}") from None
+    if resp.status_code in (401, 403):
+        raise AuthenticationError(
+            f"{method} {path}: {resp.status_code}: {_error_message(resp)}; check "
+            "AVATARPIPE_SPEECH_KEY"
+        )
+    if resp.status_code >= 500:
+        raise TransientServiceError(f"{method} {path}: {resp.status_code}: {_error_message(resp)}")
+    return resp
 
 
 def ensure_emulator_avatar(
@@ -218,7 +231,6 @@ def ensure_emulator_avatar(
             f"custom avatar {name!r} does not exist in this Speech resource: train it in Speech "
             "Studio (Custom Avatar > your project > Train model), or fix avatar.character"
         )
-    resp.raise_for_status()
     avatar: dict[str, Any] = resp.json()
     status = (avatar.get("deployment") or {}).get("status")
     if status in (None, "Failed", "Deleted"):
@@ -230,7 +242,6 @@ def ensure_emulator_avatar(
     deadline = clock() + timeout_s
     while True:
         resp = _admin(http, "GET", f"/emulator/avatars/{name}")
-        resp.raise_for_status()
         avatar = resp.json()
         status = (avatar.get("deployment") or {}).get("status")
         if status == "Succeeded":

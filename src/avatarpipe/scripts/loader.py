@@ -238,7 +238,9 @@ def _validation_error(
     exc: ValidationError, file: str, lines: _Lines, suffix: str = ""
 ) -> ScriptError:
     problems: list[tuple[str, str]] = []
-    for error in exc.errors(include_url=False):
+    # An unknown key usually explains a "missing" one next to it (a typo): report it first.
+    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+    for error in errors:
         loc, message = _describe(error)
         line = lines.line(loc)
         where = f" (line {line})" if line is not None else ""

@@ -489,6 +489,24 @@ class PostSpec(_Model):
             raise _fail(f"variants repeat an aspect ratio: {value}")
         return value
 
+    @model_validator(mode="after")
+    def _preset_exists(self) -> PostSpec:
+        # Checked here, not first at post-processing time: an unknown preset or a bad override
+        # must stop the run before any job is paid for.
+        from avatarpipe.errors import PresetError
+        from avatarpipe.media.presets import load_preset
+
+        try:
+            preset = load_preset(self.preset, dict(self.overrides))
+        except PresetError as exc:
+            raise rule_error("overrides" if self.overrides else "preset", exc.message) from None
+        for i, variant in enumerate(self.variants):
+            try:
+                preset.for_aspect(variant)
+            except PresetError as exc:
+                raise rule_error(f"variants[{i}]", exc.message) from None
+        return self
+
 
 def _base_dir(info: ValidationInfo) -> Path:
     context = info.context if isinstance(info.context, dict) else {}

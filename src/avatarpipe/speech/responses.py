@@ -148,7 +148,11 @@ def error_from_response(
     if status == 429:
         return RateLimitedError(message, retry_after=retry_after_of(response), **fields)
     if status in (401, 403):
-        return AuthenticationError(message, **fields)
+        hint = (
+            "; check AVATARPIPE_SPEECH_KEY (or AVATARPIPE_SPEECH_TOKEN) and that "
+            "AVATARPIPE_SPEECH_ENDPOINT is that resource's endpoint"
+        )
+        return AuthenticationError(message + hint, **fields)
     if status == 404:
         return NotFoundError(message, **fields)
     if status == 409:

@@ -1,8 +1,10 @@
 """Azure Blob Storage: destination containers for multi-input jobs, and publishing results.
 
-Connect with a connection string (Azurite's works) or an account URL plus a credential. Every
-upload checks its MD5 and is skipped when the blob already holds the same bytes; read and write
-links are short-lived service SAS URLs, never logged.
+Connect with a connection string (Azurite's works) or an account URL plus a credential: an
+account key, an ``AzureNamedKeyCredential``, an Entra token credential (SAS URLs are then signed
+with a user delegation key) or nothing when the URL itself carries a SAS. Every upload checks
+its MD5 and is skipped when the blob already holds the same bytes; read and write links are
+short-lived SAS URLs, minted on demand and never logged or stored.
 """
 
 from __future__ import annotations
@@ -15,19 +17,25 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import (
+    BlobSasPermissions,
     BlobServiceClient,
     ContainerClient,
     ContainerSasPermissions,
     ContentSettings,
+    UserDelegationKey,
+    generate_blob_sas,
     generate_container_sas,
 )
 
 from avatarpipe.errors import ConfigError, DownloadError, StorageError, redact
+from avatarpipe.settings import Settings
 
-__all__ = ["BlobStore"]
+__all__ = ["BlobStore", "content_type_for", "store_from_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +48,13 @@ _CONTENT_TYPES = {
     ".png": "image/png",
     ".jpg": "image/jpeg",
 }
+
+
+def content_type_for(path: Path) -> str:
+    """The ``Content-Type`` a published file is stored with (``video/mp4``, ``text/vtt``...)."""
+    return _CONTENT_TYPES.get(path.suffix.lower()) or (
+        mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    )
 
 
 def _md5(path: Path) -> bytes:
@@ -56,20 +71,36 @@ class BlobStore:
     Args:
         service: The account's service client.
         container: The container name.
-        account_key: The account key, needed to sign SAS URLs (from the connection string).
+        account_key: The account key, to sign service SAS URLs.
+        sas_token: A SAS the account URL was given with (used as is for links when there is no
+            key to sign with).
     """
 
     def __init__(
-        self, service: BlobServiceClient, container: str, *, account_key: str | None = None
+        self,
+        service: BlobServiceClient,
+        container: str,
+        *,
+        account_key: str | None = None,
+        sas_token: str | None = None,
     ) -> None:
         self._service = service
         self._container: ContainerClient = service.get_container_client(container)
         self._account_key = account_key
+        self._sas_token = sas_token
+        self._delegation: tuple[UserDelegationKey, datetime] | None = None
         self.container_name = container
 
     @classmethod
     def from_connection_string(cls, conn: str, container: str) -> BlobStore:
         """Connect with a connection string.
+
+        Args:
+            conn: ``DefaultEndpointsProtocol=...;AccountName=...;AccountKey=...`` (Azurite's too).
+            container: The container name.
+
+        Returns:
+            The store (nothing is contacted yet).
 
         Raises:
             ConfigError: The connection string is malformed.
@@ -82,11 +113,41 @@ class BlobStore:
         return cls(service, container, account_key=parts.get("AccountKey"))
 
     @classmethod
-    def from_account_url(cls, url: str, container: str, credential: Any) -> BlobStore:
-        """Connect with an account URL and a credential (key string or Azure credential)."""
-        service = BlobServiceClient(account_url=url, credential=credential)
-        key = credential if isinstance(credential, str) else None
-        return cls(service, container, account_key=key)
+    def from_account_url(cls, url: str, container: str, credential: Any = None) -> BlobStore:
+        """Connect with an account URL and a credential.
+
+        Args:
+            url: ``https://<account>.blob.core.windows.net`` (or Azurite's
+                ``http://127.0.0.1:10000/devstoreaccount1``), optionally with an account SAS.
+            container: The container name.
+            credential: An account key (``str``), an ``AzureNamedKeyCredential``, a token
+                credential (Entra; links are signed with a user delegation key), or ``None``
+                when ``url`` carries a SAS.
+
+        Returns:
+            The store (nothing is contacted yet).
+
+        Raises:
+            ConfigError: The URL is not an http(s) URL.
+        """
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"AVATARPIPE_BLOB_ACCOUNT_URL: {redact(url)!r} is not an http(s) URL")
+        sas = parts.query or None
+        bare = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+        try:
+            if isinstance(credential, str):
+                probe = BlobServiceClient(account_url=bare)
+                named = AzureNamedKeyCredential(probe.account_name or "", credential)
+                service = BlobServiceClient(account_url=bare, credential=named)
+                return cls(service, container, account_key=credential)
+            if isinstance(credential, AzureNamedKeyCredential):
+                service = BlobServiceClient(account_url=bare, credential=credential)
+                return cls(service, container, account_key=credential.named_key.key)
+            service = BlobServiceClient(account_url=url if sas else bare, credential=credential)
+        except (ValueError, AzureError) as exc:
+            raise ConfigError(f"AVATARPIPE_BLOB_ACCOUNT_URL: {redact(str(exc))}") from None
+        return cls(service, container, sas_token=sas if credential is None else None)
 
     def ensure_container(self) -> None:
         """Create the container when it does not exist.
@@ -103,34 +164,81 @@ class BlobStore:
                 f"blob container {self.container_name}: {redact(str(exc))}"
             ) from None
 
-    def container_sas_url(self, *, write: bool, lifetime: timedelta = timedelta(hours=12)) -> str:
-        """A service SAS URL for the whole container (an ad-hoc SAS, as the service requires).
+    def _delegation_key(self, expiry: datetime) -> UserDelegationKey:
+        """A user delegation key valid until at least ``expiry`` (cached; Entra credentials)."""
+        if self._delegation is None or self._delegation[1] < expiry:
+            start = datetime.now(UTC) - timedelta(minutes=5)
+            until = max(expiry, datetime.now(UTC) + timedelta(hours=1))
+            try:
+                key = self._service.get_user_delegation_key(start, until)
+            except AzureError as exc:
+                raise StorageError(f"user delegation key: {redact(str(exc))}") from None
+            self._delegation = (key, until)
+        return self._delegation[0]
 
-        Args:
-            write: Grant write, create and list (for ``destinationContainerUrl``); else read.
-            lifetime: How long the SAS is valid.
-
-        Raises:
-            ConfigError: No account key to sign with.
-        """
-        if not self._account_key:
+    def _sign(self, expiry: datetime, *, blob: str | None, write: bool) -> str:
+        """A SAS query string for the container (or one blob), without the ``?``."""
+        start = datetime.now(UTC) - timedelta(minutes=5)
+        account = self._service.account_name or ""
+        if not self._account_key and self._sas_token:
+            return self._sas_token
+        signer: dict[str, Any]
+        if self._account_key:
+            signer = {"account_key": self._account_key}
+        elif self._service.credential is not None and hasattr(
+            self._service.credential, "get_token"
+        ):
+            signer = {"user_delegation_key": self._delegation_key(expiry)}
+        else:
             raise ConfigError(
-                "AVATARPIPE_BLOB_CONNECTION_STRING: an account key is needed to sign SAS URLs"
+                "AVATARPIPE_BLOB_CONNECTION_STRING: an account key, an Entra credential or a SAS "
+                "is needed to sign SAS URLs"
+            )
+        if blob is not None:
+            return generate_blob_sas(
+                account_name=account,
+                container_name=self.container_name,
+                blob_name=blob,
+                permission=BlobSasPermissions(read=True),
+                expiry=expiry,
+                start=start,
+                **signer,
             )
         perms = (
             ContainerSasPermissions(read=True, write=True, create=True, list=True, add=True)
             if write
             else ContainerSasPermissions(read=True, list=True)
         )
-        token = generate_container_sas(
-            account_name=self._service.account_name or "",
+        return generate_container_sas(
+            account_name=account,
             container_name=self.container_name,
-            account_key=self._account_key,
             permission=perms,
-            expiry=datetime.now(UTC) + lifetime,
-            start=datetime.now(UTC) - timedelta(minutes=5),
+            expiry=expiry,
+            start=start,
+            **signer,
         )
+
+    def container_sas_url(self, *, write: bool, lifetime: timedelta = timedelta(hours=12)) -> str:
+        """A SAS URL for the whole container (what ``destinationContainerUrl`` needs).
+
+        Args:
+            write: Grant read, write, create, add and list (for ``destinationContainerUrl``);
+                else read and list.
+            lifetime: How long the SAS is valid (the expiry is ``now + lifetime``).
+
+        Returns:
+            The container URL with its SAS. Never log it.
+
+        Raises:
+            ConfigError: Nothing to sign with (no key, no Entra credential, no SAS).
+            StorageError: A user delegation key could not be obtained.
+        """
+        token = self._sign(datetime.now(UTC) + lifetime, blob=None, write=write)
         return f"{self._container.url}?{token}"
+
+    def blob_url(self, name: str) -> str:
+        """The plain URL of a blob, without any SAS (safe for logs and artifacts)."""
+        return str(self._container.get_blob_client(name).url)
 
     def download(self, name: str, dest: Path) -> int:
         """Stream a blob to ``dest`` through a ``.part`` file, checking size (and MD5 if stored).
@@ -194,16 +302,16 @@ class BlobStore:
             pass
         except AzureError as exc:
             raise StorageError(f"blob {name}: {redact(str(exc))}") from None
-        content_type = _CONTENT_TYPES.get(path.suffix.lower()) or (
-            mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        )
+        content_type = content_type_for(path)
         try:
             with path.open("rb") as fh:
                 blob.upload_blob(
                     fh,
                     overwrite=True,
                     metadata=metadata or {},
-                    content_settings=ContentSettings(content_type=content_type, content_md5=md5),
+                    content_settings=ContentSettings(
+                        content_type=content_type, content_md5=bytearray(md5)
+                    ),
                     validate_content=True,
                 )
         except AzureError as exc:
@@ -212,9 +320,21 @@ class BlobStore:
         return True
 
     def read_url(self, name: str, *, lifetime: timedelta = timedelta(hours=1)) -> str:
-        """A short-lived read link to one blob (container-scoped read SAS)."""
-        sas = self.container_sas_url(write=False, lifetime=lifetime).split("?", 1)[1]
-        return f"{self._container.get_blob_client(name).url}?{sas}"
+        """A short-lived, read-only link to one blob (a blob-scoped SAS).
+
+        Args:
+            name: The blob name.
+            lifetime: How long the link works.
+
+        Returns:
+            The blob URL with its SAS. Never log it or store it in an artifact.
+
+        Raises:
+            ConfigError: Nothing to sign with.
+            StorageError: A user delegation key could not be obtained.
+        """
+        token = self._sign(datetime.now(UTC) + lifetime, blob=name, write=False)
+        return f"{self.blob_url(name)}?{token}"
 
     def read_bytes(self, name: str) -> bytes:
         """Read a whole (small) blob.
@@ -226,3 +346,75 @@ class BlobStore:
             return bytes(self._container.get_blob_client(name).download_blob().readall())
         except AzureError as exc:
             raise StorageError(f"blob {name}: {redact(str(exc))}") from None
+
+    def write_bytes(self, name: str, data: bytes, *, content_type: str) -> None:
+        """Write a small blob in one request (the service commits it atomically).
+
+        Raises:
+            StorageError: The write failed.
+        """
+        try:
+            self._container.get_blob_client(name).upload_blob(
+                data,
+                overwrite=True,
+                content_settings=ContentSettings(
+                    content_type=content_type,
+                    content_md5=bytearray(hashlib.md5(data).digest()),  # noqa: S324
+                ),
+            )
+        except AzureError as exc:
+            raise StorageError(f"blob {name}: write failed: {redact(str(exc))}") from None
+
+    def list_names(self, prefix: str = "") -> list[str]:
+        """The names of the blobs under ``prefix``, sorted.
+
+        Raises:
+            StorageError: The listing failed.
+        """
+        try:
+            return sorted(b.name for b in self._container.list_blobs(name_starts_with=prefix))
+        except AzureError as exc:
+            raise StorageError(
+                f"listing {self.container_name}/{prefix}: {redact(str(exc))}"
+            ) from None
+
+    def properties(self, name: str) -> tuple[str, dict[str, str], bytes | None]:
+        """A blob's content type, metadata and stored MD5.
+
+        Raises:
+            StorageError: Missing or unreadable.
+        """
+        try:
+            props = self._container.get_blob_client(name).get_blob_properties()
+        except AzureError as exc:
+            raise StorageError(f"blob {name}: {redact(str(exc))}") from None
+        md5 = props.content_settings.content_md5
+        return (
+            str(props.content_settings.content_type or ""),
+            dict(props.metadata or {}),
+            bytes(md5) if md5 else None,
+        )
+
+
+def store_from_settings(conf: Settings) -> BlobStore | None:
+    """The configured blob container, or ``None`` for local ``outputs/`` only.
+
+    ``AVATARPIPE_BLOB_CONNECTION_STRING`` wins; else ``AVATARPIPE_BLOB_ACCOUNT_URL`` carrying an
+    account SAS (``https://<account>.blob.core.windows.net/?sv=...``).
+
+    Args:
+        conf: The settings.
+
+    Returns:
+        The store, or ``None`` when no blob setting is given.
+
+    Raises:
+        ConfigError: A blob setting is malformed.
+    """
+    if conf.blob_connection_string is not None:
+        return BlobStore.from_connection_string(
+            conf.blob_connection_string.get_secret_value(), conf.blob_container
+        )
+    if conf.blob_account_url:
+        return BlobStore.from_account_url(conf.blob_account_url, conf.blob_container)
+    return None

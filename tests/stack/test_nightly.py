@@ -1,0 +1,63 @@
+"""The nightly sweep renders only new or changed scripts (emulator + real Prefect API)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from flow_emu import Emu
+
+sys.path.insert(0, str(Path(__file__).parent))
+from scripts_fixture import write_script  # noqa: E402
+
+from avatarpipe.media.ffmpeg import probe  # noqa: E402
+from flows.nightly import nightly  # noqa: E402
+from flows.script_to_video import RunOptions  # noqa: E402
+from flows.speech import SpeechTarget  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def _index(out: Path) -> dict[str, dict[str, object]]:
+    [path] = (out / ".nightly").glob("index-*.json")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["schema"] == "avatarpipe.nightly-index/1"
+    return data["scripts"]  # type: ignore[no-any-return]
+
+
+def test_nightly_renders_only_new_or_changed_scripts(emu: Emu, tmp_path: Path) -> None:
+    scripts = tmp_path / "inbox"
+    out = tmp_path / "out"
+    write_script(scripts, "alpha", "Alpha news", "Alpha says hello.")
+    write_script(scripts, "beta", "Beta news", "Beta says hello.")
+    target = SpeechTarget(endpoint=emu.url, backend="emulator", requests_per_minute=6000, rate_limit_name=f"rl-nightly-{uuid.uuid4().hex[:6]}")
+    options = RunOptions(out_dir=str(out), poll_interval_s=0.2, timeout_s=120)
+
+    first = nightly(str(scripts), target, options)
+    assert sorted(first.rendered) == ["alpha.yaml", "beta.yaml"] and not first.skipped
+    assert emu.stats()["jobs_created"] == 2
+    index = _index(out)
+    assert set(index) == {"alpha.yaml", "beta.yaml"}
+    for folder in first.folders:
+        [video] = Path(folder).glob("*.mp4")
+        info = probe(video)
+        assert info.video is not None and (info.video.width, info.video.height) == (320, 180)
+
+    again = nightly(str(scripts), target, options)
+    assert again.rendered == [] and sorted(again.skipped) == ["alpha.yaml", "beta.yaml"]
+    assert emu.stats()["jobs_created"] == 2, "unchanged scripts must not be rendered again"
+
+    write_script(scripts, "beta", "Beta news", "Beta has changed its words.")
+    (scripts / "broken.yaml").write_text("title: Broken\nscenes: []\n", encoding="utf-8")
+    state = nightly(str(scripts), target, options, return_state=True)
+    assert state.is_failed(), "a broken script fails the sweep (after the others ran)"
+    assert "broken.yaml" in str(state.message) or "broken.yaml" in repr(state.result(raise_on_failure=False))
+    assert emu.stats()["jobs_created"] == 3, "only the changed script is rendered"
+    after = _index(out)
+    assert after["alpha.yaml"] == index["alpha.yaml"]
+    assert after["beta.yaml"]["sha256"] != index["beta.yaml"]["sha256"]
+    assert "broken.yaml" not in after, "a failed script keeps no hash: it is retried next time"
+    assert len(list((out / "beta-news").iterdir())) == 2, "two published runs of beta"
