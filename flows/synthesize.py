@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Literal
+from uuid import UUID
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
@@ -267,6 +268,7 @@ def synthesize(request: SynthesisRequest, target: SpeechTarget) -> SynthesisOutc
         store.ensure_container()
         destination = store.container_sas_url(write=True)
     tracker = create_progress_artifact(progress=0.0, description=f"{request.label}: videos ready")
+    assert isinstance(tracker, UUID)  # sync context: never a coroutine
     records: dict[str, JobRecord] = {}
     created: dict[str, bool] = {}
     downloads: dict[str, PrefectFuture[list[FetchedVideo]]] = {}

@@ -324,7 +324,7 @@ def run(
                     poll_interval_s=interval,
                     timeout_s=conf.wait_timeout_s,
                     postprocess=post,
-                    teardown=teardown,  # type: ignore[arg-type]
+                    teardown=teardown,
                     delete_jobs=delete_jobs,
                 ),
                 str(csv) if csv else None,
@@ -346,8 +346,10 @@ def run(
 
 @contextmanager
 def _quiet_prefect_console() -> Iterator[None]:
-    """Keep Prefect's console handler to CRITICAL during a run: the CLI shows its own progress
-    and one error line (run logs still reach the Prefect API and the UI)."""
+    """Keep Prefect's console handler at CRITICAL during a run.
+
+    The CLI shows its own progress and one error line; run logs still reach the Prefect API.
+    """
     if _USER_CONSOLE_LEVEL:
         yield  # the user asked for Prefect's own console logs
         return

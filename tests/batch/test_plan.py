@@ -15,7 +15,9 @@ from avatarpipe.speech.models import (
 
 def _options(**kw: object) -> JobOptions:
     base: dict[str, object] = {
-        "avatar": BatchAvatarConfig(talking_avatar_character="lisa", talking_avatar_style="casual-sitting"),
+        "avatar": BatchAvatarConfig(
+            talking_avatar_character="lisa", talking_avatar_style="casual-sitting"
+        ),
         "synthesis": BatchSynthesisConfig(voice="en-US-AvaMultilingualNeural"),
         "label": "Quarterly Update!",
     }
@@ -42,7 +44,11 @@ def test_same_work_gets_the_same_ids_and_ids_match_the_service_pattern() -> None
 @pytest.mark.parametrize(
     "change",
     [
-        {"avatar": BatchAvatarConfig(talking_avatar_character="lisa", talking_avatar_style="graceful-sitting")},
+        {
+            "avatar": BatchAvatarConfig(
+                talking_avatar_character="lisa", talking_avatar_style="graceful-sitting"
+            )
+        },
         {"avatar": BatchAvatarConfig(talking_avatar_character="lisa", video_codec=VideoCodec.H264)},
         {"synthesis": BatchSynthesisConfig(voice="en-US-JennyNeural")},
         {"custom_voices": (("ContosoNeural", "9f50c644-2121-40e9-9ea7-544e48bfe3cb"),)},
@@ -100,7 +106,10 @@ def test_retry_ids_are_derived_and_distinct() -> None:
 
 
 def test_request_carries_inputs_options_and_ttl() -> None:
-    job = plan_jobs(_inputs(1), _options(custom_voices=(("ContosoNeural", "9f50c644-2121-40e9-9ea7-544e48bfe3cb"),)))[0]
+    job = plan_jobs(
+        _inputs(1),
+        _options(custom_voices=(("ContosoNeural", "9f50c644-2121-40e9-9ea7-544e48bfe3cb"),)),
+    )[0]
     body = job.request().to_request()
     assert body["inputs"] == [{"content": "Scene number 1."}]
     assert body["customVoices"] == {"ContosoNeural": "9f50c644-2121-40e9-9ea7-544e48bfe3cb"}

@@ -40,7 +40,13 @@ def test_validate_accepts_the_examples(name: str) -> None:
 
 def test_validate_accepts_a_bulk_csv() -> None:
     result = runner.invoke(
-        app, ["validate", str(EXAMPLES / "greeting-template.yaml"), "--csv", str(EXAMPLES / "greetings.csv")]
+        app,
+        [
+            "validate",
+            str(EXAMPLES / "greeting-template.yaml"),
+            "--csv",
+            str(EXAMPLES / "greetings.csv"),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert result.output.count("ok: ") >= 3
@@ -48,7 +54,9 @@ def test_validate_accepts_a_bulk_csv() -> None:
 
 def test_an_invalid_script_exits_2_naming_file_and_field(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("title: x\navatar: {character: lisa, style: casual-sitting}\nvoice: {name: en-US-AvaNeural}\nscenes:\n  - text: ''\n")
+    bad.write_text(
+        "title: x\navatar: {character: lisa, style: casual-sitting}\nvoice: {name: en-US-AvaNeural}\nscenes:\n  - text: ''\n"
+    )
     for command in (["validate", str(bad)], ["run", str(bad), "--out", str(tmp_path / "out")]):
         result = runner.invoke(app, command)
         assert result.exit_code == 2, result.output
@@ -57,16 +65,24 @@ def test_an_invalid_script_exits_2_naming_file_and_field(tmp_path: Path) -> None
     assert not (tmp_path / "out").exists(), "nothing is written for an invalid script"
 
 
-def test_a_bad_setting_exits_2_naming_the_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_bad_setting_exits_2_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("AVATARPIPE_SPEECH_ENDPOINT", "ftp://example.com")
-    result = runner.invoke(app, ["run", str(EXAMPLES / "product-update.yaml"), "--out", str(tmp_path)])
+    result = runner.invoke(
+        app, ["run", str(EXAMPLES / "product-update.yaml"), "--out", str(tmp_path)]
+    )
     assert result.exit_code == 2
     assert "AVATARPIPE_SPEECH_ENDPOINT" in _one_error_line(result.output)
 
 
 def test_azure_without_a_key_exits_2(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("AVATARPIPE_SPEECH_ENDPOINT", "https://westeurope.api.cognitive.microsoft.com")
-    result = runner.invoke(app, ["run", str(EXAMPLES / "product-update.yaml"), "--out", str(tmp_path)])
+    monkeypatch.setenv(
+        "AVATARPIPE_SPEECH_ENDPOINT", "https://westeurope.api.cognitive.microsoft.com"
+    )
+    result = runner.invoke(
+        app, ["run", str(EXAMPLES / "product-update.yaml"), "--out", str(tmp_path)]
+    )
     assert result.exit_code == 2
     assert "AVATARPIPE_SPEECH_KEY" in _one_error_line(result.output)
 
@@ -78,12 +94,16 @@ def test_an_unknown_backend_exits_2(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_a_wrong_key_exits_1_with_how_to_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, make_emu: object) -> None:
+def test_a_wrong_key_exits_1_with_how_to_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, make_emu: object
+) -> None:
     emu = make_emu(key="the-right-key")  # type: ignore[operator]
     monkeypatch.setenv("AVATARPIPE_SPEECH_ENDPOINT", emu.url)
     monkeypatch.setenv("AVATARPIPE_BACKEND", "emulator")
     monkeypatch.setenv("AVATARPIPE_SPEECH_KEY", "a-wrong-key")
-    result = runner.invoke(app, ["run", str(EXAMPLES / "training-lesson.yaml"), "--out", str(tmp_path)])
+    result = runner.invoke(
+        app, ["run", str(EXAMPLES / "training-lesson.yaml"), "--out", str(tmp_path)]
+    )
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit), repr(result.exception)
     line = _one_error_line(result.output)
@@ -98,7 +118,9 @@ def test_run_on_the_embedded_emulator_makes_the_demo_video(tmp_path: Path) -> No
     result = runner.invoke(app, ["run", str(EXAMPLES / "product-update.yaml"), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "embedded Speech emulator" in result.output
-    videos = [line.split(": ", 1)[1] for line in result.output.splitlines() if line.startswith("video: ")]
+    videos = [
+        line.split(": ", 1)[1] for line in result.output.splitlines() if line.startswith("video: ")
+    ]
     assert len(videos) == 1
     video = Path(videos[0])
     manifest = json.loads((video.parent / "manifest.json").read_text())
@@ -119,7 +141,15 @@ def test_run_on_the_embedded_emulator_makes_the_demo_video(tmp_path: Path) -> No
     # A rerun re-attaches to every job: the same videos, nothing created or downloaded again.
     again = runner.invoke(app, ["run", str(EXAMPLES / "product-update.yaml"), "--out", str(out)])
     assert again.exit_code == 0, again.output
-    rerun_video = Path([line.split(": ", 1)[1] for line in again.output.splitlines() if line.startswith("video: ")][0])
+    rerun_video = Path(
+        [
+            line.split(": ", 1)[1]
+            for line in again.output.splitlines()
+            if line.startswith("video: ")
+        ][0]
+    )
     rerun = json.loads((rerun_video.parent / "manifest.json").read_text())
     assert [s["job_id"] for s in rerun["scenes"]] == [s["job_id"] for s in manifest["scenes"]]
-    assert [s["video"]["sha256"] for s in rerun["scenes"]] == [s["video"]["sha256"] for s in manifest["scenes"]]
+    assert [s["video"]["sha256"] for s in rerun["scenes"]] == [
+        s["video"]["sha256"] for s in manifest["scenes"]
+    ]

@@ -46,7 +46,12 @@ def test_an_unknown_avatar_says_to_train_it(emu: Emu) -> None:
 
 
 def test_the_eleventh_deployment_is_refused_with_the_cap(emu: Emu) -> None:
-    emu.seed({"avatars": [{"name": f"avatar-{i}", "deployed": True} for i in range(10)] + [{"name": "one-too-many"}]})
+    emu.seed(
+        {
+            "avatars": [{"name": f"avatar-{i}", "deployed": True} for i in range(10)]
+            + [{"name": "one-too-many"}]
+        }
+    )
     with pytest.raises(DeploymentError, match=r"'one-too-many' could not be deployed.*10"):
         ensure_avatar_deployment("one-too-many", _target(emu))
     assert _deployment(emu, "one-too-many") is None
@@ -67,14 +72,19 @@ def test_a_custom_voice_in_the_same_resource_passes(emu: Emu) -> None:
 def test_a_custom_voice_from_another_resource_says_to_copy_it(emu: Emu) -> None:
     emu.seed(cnv_seed("ContosoNeural"))
     other = "0b0e1a5e-0000-4000-8000-000000000001"
-    with pytest.raises(CustomVoiceError, match=r"does not exist in this Speech resource.*copy the voice model"):
+    with pytest.raises(
+        CustomVoiceError, match=r"does not exist in this Speech resource.*copy the voice model"
+    ):
         ensure_custom_voice("ContosoNeural", other, _target(emu))
 
 
 def test_a_suspended_custom_voice_is_resumed_and_waited_for(emu: Emu) -> None:
     emu.configure(time_scale=0.002)
     emu.seed(cnv_seed("ContosoNeural", status="Disabled"))
-    assert ensure_custom_voice("ContosoNeural", VOICE_ID, _target(emu), poll_interval_s=0.05) == "Succeeded"
+    assert (
+        ensure_custom_voice("ContosoNeural", VOICE_ID, _target(emu), poll_interval_s=0.05)
+        == "Succeeded"
+    )
     stats = emu.stats()["requests_by_route"]
     assert "POST /customvoice/endpoints/{id}:resume" in stats
 
@@ -91,5 +101,7 @@ def test_teardown_suspends_the_voice_and_removes_the_avatar(emu: Emu) -> None:
     done = teardown("both", _target(emu), character="contoso-ceo", deployment_ids=[VOICE_ID])
     assert len(done) == 2
     assert _deployment(emu, "contoso-ceo") is None
-    endpoint = emu.http.get(f"/customvoice/endpoints/{VOICE_ID}", params={"api-version": "2026-01-01"}).json()
+    endpoint = emu.http.get(
+        f"/customvoice/endpoints/{VOICE_ID}", params={"api-version": "2026-01-01"}
+    ).json()
     assert endpoint["status"] in ("Disabling", "Disabled")

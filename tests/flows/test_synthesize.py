@@ -16,11 +16,20 @@ from flows.synthesize import InputItem, SynthesisRequest, synthesize
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
-def _request(tmp_path: Path, n: int, *, label: str = "ten-scenes", text: str = "Scene {i} says hello.") -> SynthesisRequest:
+def _request(
+    tmp_path: Path, n: int, *, label: str = "ten-scenes", text: str = "Scene {i} says hello."
+) -> SynthesisRequest:
     return SynthesisRequest(
         label=label,
-        inputs=[InputItem(key=f"scene-{i:03d}", content=text.format(i=i), input_kind="PlainText") for i in range(1, n + 1)],
-        avatar=BatchAvatarConfig(talking_avatar_character="lisa", talking_avatar_style="casual-sitting", video_codec=VideoCodec.H264),
+        inputs=[
+            InputItem(key=f"scene-{i:03d}", content=text.format(i=i), input_kind="PlainText")
+            for i in range(1, n + 1)
+        ],
+        avatar=BatchAvatarConfig(
+            talking_avatar_character="lisa",
+            talking_avatar_style="casual-sitting",
+            video_codec=VideoCodec.H264,
+        ),
         synthesis=BatchSynthesisConfig(voice="en-US-AvaMultilingualNeural"),
         cache_dir=str(tmp_path / "cache"),
         poll_interval_s=0.2,
@@ -29,10 +38,17 @@ def _request(tmp_path: Path, n: int, *, label: str = "ten-scenes", text: str = "
 
 
 def _target(emu: Emu) -> SpeechTarget:
-    return SpeechTarget(endpoint=emu.url, backend="emulator", requests_per_minute=6000, rate_limit_name=f"rl-{Path(emu.url).name.replace(':', '-')}")
+    return SpeechTarget(
+        endpoint=emu.url,
+        backend="emulator",
+        requests_per_minute=6000,
+        rate_limit_name=f"rl-{Path(emu.url).name.replace(':', '-')}",
+    )
 
 
-def test_ten_scenes_make_ten_verified_videos_and_a_rerun_creates_no_job(emu: Emu, tmp_path: Path) -> None:
+def test_ten_scenes_make_ten_verified_videos_and_a_rerun_creates_no_job(
+    emu: Emu, tmp_path: Path
+) -> None:
     request = _request(tmp_path, 10)
     first = synthesize(request, _target(emu))
     assert [v.key for v in first.videos] == [f"scene-{i:03d}" for i in range(1, 11)]
@@ -90,10 +106,17 @@ def test_expired_result_urls_are_refreshed(make_emu: object, tmp_path: Path) -> 
     assert emu.stats()["faults_injected"].get("expired_url", 0) > 0
 
 
-def test_a_permanent_failure_fails_the_run_after_keeping_the_good_videos(emu: Emu, tmp_path: Path) -> None:
+def test_a_permanent_failure_fails_the_run_after_keeping_the_good_videos(
+    emu: Emu, tmp_path: Path
+) -> None:
     request = _request(tmp_path, 3, label="bad-input")
     bad = request.model_copy(
-        update={"inputs": [*request.inputs, InputItem(key="broken", content="<speak>not closed", input_kind="SSML")]}
+        update={
+            "inputs": [
+                *request.inputs,
+                InputItem(key="broken", content="<speak>not closed", input_kind="SSML"),
+            ]
+        }
     )
     with pytest.raises(SynthesisFailedError) as info:
         synthesize(bad, _target(emu))

@@ -28,7 +28,9 @@ def make_emu(tmp_path: Path) -> Iterator[EmuFactory]:
             "renderer": "placeholder",
             **overrides,
         }
-        server = EmulatorServer(EmulatorConfig(**config), renderer or PlaceholderRenderer(SMALL)).start()
+        server = EmulatorServer(
+            EmulatorConfig(**config), renderer or PlaceholderRenderer(SMALL)
+        ).start()
         emu = Emu(server)
         started.append(emu)
         return emu

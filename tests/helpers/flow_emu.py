@@ -6,8 +6,6 @@ from typing import Any
 
 import httpx
 
-from avatarpipe.emulator.config import EmulatorConfig
-from avatarpipe.emulator.placeholder import PlaceholderRenderer
 from avatarpipe.emulator.server import EmulatorServer
 
 VOICE_ID = "9f50c644-2121-40e9-9ea7-544e48bfe3cb"
@@ -21,7 +19,9 @@ class Emu:
         self.server = server
         self.url = server.url
         self.http = httpx.Client(
-            base_url=server.url, headers={"Ocp-Apim-Subscription-Key": "local-emulator-key"}, timeout=30
+            base_url=server.url,
+            headers={"Ocp-Apim-Subscription-Key": "local-emulator-key"},
+            timeout=30,
         )
 
     def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -45,7 +45,9 @@ class Emu:
         self.server.stop()
 
 
-def cnv_seed(voice_name: str = "ContosoNeural", endpoint_id: str = VOICE_ID, status: str = "Succeeded") -> dict[str, Any]:
+def cnv_seed(
+    voice_name: str = "ContosoNeural", endpoint_id: str = VOICE_ID, status: str = "Succeeded"
+) -> dict[str, Any]:
     return {
         "projects": [{"id": "contoso", "kind": "ProfessionalVoice", "locale": "en-US"}],
         "models": [
@@ -60,6 +62,11 @@ def cnv_seed(voice_name: str = "ContosoNeural", endpoint_id: str = VOICE_ID, sta
             }
         ],
         "endpoints": [
-            {"id": endpoint_id, "projectId": "contoso", "modelId": "contoso-model", "status": status}
+            {
+                "id": endpoint_id,
+                "projectId": "contoso",
+                "modelId": "contoso-model",
+                "status": status,
+            }
         ],
     }

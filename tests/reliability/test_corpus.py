@@ -163,10 +163,13 @@ class TestServiceCases:
         self, make_emu: Any, isolated: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         emu: Emu = make_emu(key="right")
+        emu.http.headers["Ocp-Apim-Subscription-Key"] = "right"
         _point_at(emu, monkeypatch, key="wrong-key-0123456789")
         ran = _run_service_case(_script(isolated), isolated / "out")
         line = check_one_line_error(ran, exit_code=1, pattern=r"401")
-        assert re.search(r"(?i)key", line) and "wrong-key-0123456789" not in line
+        print(line)
+        assert re.search(r"(?i)valid key|AVATARPIPE_SPEECH_KEY", line)
+        assert "wrong-key-0123456789" not in line
         assert visible_files(isolated / "out") == []
         assert emu.stats()["jobs_created"] == 0
 

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from avatarpipe.errors import ConfigError
+from avatarpipe.settings import load_settings
+
+
+def test_defaults_run_on_the_embedded_emulator(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    conf = load_settings()
+    assert conf.resolved_backend == "emulator"
+    assert conf.batch_avatar_api_version == "2024-08-01"
+    assert conf.custom_voice_api_version == "2026-01-01"
+    assert conf.output_dir == Path("outputs")
+
+
+def test_environment_and_dotenv_are_read_and_the_key_stays_secret(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(
+        "AVATARPIPE_SPEECH_ENDPOINT=https://westeurope.api.cognitive.microsoft.com/\n"
+        "AVATARPIPE_SPEECH_KEY=0123456789abcdef0123456789abcdef\n"
+        "PREFECT_API_URL=http://127.0.0.1:4200/api\n"  # other tools' variables are ignored
+    )
+    monkeypatch.setenv("AVATARPIPE_BATCH_AVATAR_API_VERSION", "2024-04-15-preview")
+    conf = load_settings()
+    assert conf.speech_endpoint == "https://westeurope.api.cognitive.microsoft.com"
+    assert conf.resolved_backend == "azure"
+    assert conf.batch_avatar_api_version == "2024-04-15-preview"
+    assert conf.speech_key is not None
+    assert conf.speech_key.get_secret_value() == "0123456789abcdef0123456789abcdef"
+    assert "0123456789abcdef" not in repr(conf) and "0123456789abcdef" not in str(conf.model_dump())
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("AVATARPIPE_SPEECH_ENDPOINT", "westeurope.api.cognitive.microsoft.com", "https://"),
+        ("AVATARPIPE_READ_TIMEOUT_S", "-1", "greater than 0"),
+        ("AVATARPIPE_MAX_ATTEMPTS", "zero", "integer"),
+        ("AVATARPIPE_BACKEND", "gcp", "emulator"),
+        ("AVATARPIPE_REQUESTS_PER_MINUTE", "0", "greater than 0"),
+        ("AVATARPIPE_CUSTOM_VOICE_API_VERSION", " ", "empty"),
+    ],
+)
+def test_an_invalid_value_names_the_variable_and_why(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, value: str, reason: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert info.value.message.startswith(name + ":")
+    assert reason in info.value.message
+    assert info.value.exit_code == 2
