@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from avatarpipe.speech.client import SpeechClient
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import rate_limit
@@ -22,6 +21,7 @@ from prefect.exceptions import ObjectNotFound
 from pydantic import BaseModel, Field
 
 from avatarpipe.settings import Settings, load_settings
+from avatarpipe.speech.client import SpeechClient
 
 __all__ = ["PrefectRateBudget", "SpeechTarget", "ensure_rate_limit", "open_client"]
 

@@ -85,6 +85,9 @@ def templates_root() -> Path:
             raise ConfigError(f"{TEMPLATES_ENV}={override!r} is not a directory")
         return path
     found = _walk_up(Path(__file__).resolve().parent)
+    packaged = Path(__file__).resolve().parents[1] / "_templates"  # inside an installed wheel
+    if found is None and (packaged / "ssml").is_dir():
+        found = packaged
     if found is None:
         raise ConfigError(
             f"cannot find the templates/ directory above {Path(__file__).parent}; "
