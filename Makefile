@@ -42,5 +42,11 @@ bench: setup ## run the benchmarks (installs moviepy for the comparison)
 	@$(UV) sync --frozen --quiet --group bench
 	@for b in benchmarks/*.py; do echo "== $$b"; $(UV) run --frozen --group bench python $$b || exit 1; done
 
+up: setup azurite ## start Prefect server + UI, emulator, Azurite and the served deployments (logs in .stack/)
+	@$(UV) run --frozen python -m avatarpipe.stack up
+
+down: ## stop exactly what `make up` started
+	@$(UV) run --frozen python -m avatarpipe.stack down
+
 clean: ## remove caches and local tools (keeps outputs/)
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

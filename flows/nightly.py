@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import re
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,7 @@ def collect_scripts(source: str, out_dir: str) -> tuple[list[str], str]:
         prefix = source[len(BLOB_SCHEME) :].strip("/")
         prefix = prefix + "/" if prefix else ""
         mirror = Path(out_dir) / ".nightly" / "mirror" / _key(source)
+        shutil.rmtree(mirror, ignore_errors=True)  # a script deleted from the prefix is gone
         for name in store.list_names(prefix):
             rel = name[len(prefix) :]
             if not rel or rel.startswith(".avatarpipe/") or ".." in rel.split("/"):

@@ -29,7 +29,7 @@ from avatarpipe.scripts.jobs import SceneInput, custom_voices, scene_inputs
 from avatarpipe.scripts.loader import load_bulk, load_script
 from avatarpipe.scripts.model import Script
 from avatarpipe.scripts.ssml import script_hash
-from avatarpipe.storage.blob import BlobStore
+from avatarpipe.storage.blob import BlobStore, store_from_settings
 from avatarpipe.storage.local import RunDirectory, new_run_id
 from flows.preflight import TeardownPolicy, ensure_avatar_deployment, ensure_custom_voice, teardown
 from flows.report import report_run
@@ -354,13 +354,9 @@ def script_to_video(
 
 
 def _store() -> BlobStore | None:
-    conf = settings()
-    if conf.blob_connection_string is None:
-        return None
-    store = BlobStore.from_connection_string(
-        conf.blob_connection_string.get_secret_value(), conf.blob_container
-    )
-    store.ensure_container()
+    store = store_from_settings(settings())
+    if store is not None:
+        store.ensure_container()
     return store
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
+import httpx
+
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import rate_limit
@@ -22,6 +24,7 @@ from pydantic import BaseModel, Field
 
 from avatarpipe.settings import Settings, load_settings
 from avatarpipe.speech.client import SpeechClient
+from avatarpipe.speech.retry import RetryPolicy
 
 __all__ = ["PrefectRateBudget", "SpeechTarget", "ensure_rate_limit", "open_client"]
 
@@ -110,5 +113,7 @@ def open_client(target: SpeechTarget, *, budgeted: bool = True) -> SpeechClient:
         token=token,
         batch_api_version=conf.batch_avatar_api_version,
         voice_api_version=conf.custom_voice_api_version,
+        timeout=httpx.Timeout(conf.read_timeout_s, connect=conf.connect_timeout_s),
+        retry=RetryPolicy(max_attempts=conf.max_attempts, max_total_s=conf.max_retry_time_s),
         budget=budget,
     )

@@ -40,7 +40,7 @@ from avatarpipe.speech.models import (
     InputKind,
     Status,
 )
-from avatarpipe.storage.blob import BlobStore
+from avatarpipe.storage.blob import BlobStore, store_from_settings
 from flows.speech import SpeechTarget, ensure_rate_limit, open_client, settings
 
 __all__ = ["InputItem", "JobRecord", "SynthesisOutcome", "SynthesisRequest", "synthesize"]
@@ -217,15 +217,6 @@ def _record(job: PlannedJob, view: BatchSynthesis | None, created: bool) -> JobR
     )
 
 
-def _blob_store() -> BlobStore | None:
-    conf = settings()
-    if conf.blob_connection_string is None:
-        return None
-    return BlobStore.from_connection_string(
-        conf.blob_connection_string.get_secret_value(), conf.blob_container
-    )
-
-
 @flow(
     name="synthesize",
     flow_run_name="synthesize-{request.label}",
@@ -257,7 +248,7 @@ def synthesize(request: SynthesisRequest, target: SpeechTarget) -> SynthesisOutc
         label=request.label,
     )
     items = [VideoInput(i.key, i.content, InputKind(i.input_kind)) for i in request.inputs]
-    store = _blob_store() if request.pack else None
+    store = store_from_settings(settings()) if request.pack else None
     planned = plan_jobs(items, options, pack=store is not None)
     by_id = {job.job_id: job for job in planned}
     total = len(items)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from avatarpipe import progress
 from avatarpipe.errors import AvatarpipeError, ConfigError
@@ -51,7 +52,7 @@ _USER_CONSOLE_LEVEL = os.environ.get("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL")
 
 
 def _fail(exc: AvatarpipeError) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {exc.message}", soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
     return typer.Exit(exc.exit_code)
 
 
@@ -135,7 +136,8 @@ class _Display:
             "info",
         ):
             elapsed = time.monotonic() - self.started
-            console.print(f"[{elapsed:6.1f}s] {event.stage}: {event.item} {event.detail}".rstrip())
+            line = f"[{elapsed:6.1f}s] {event.stage}: {event.item} {event.detail}".rstrip()
+            console.print(escape(line), soft_wrap=True)
 
     @contextmanager
     def running(self) -> Iterator[None]:
@@ -392,6 +394,15 @@ def _mount_emulator() -> None:
 
 
 _mount_emulator()
+
+
+def _mount_serve() -> None:
+    from avatarpipe.serve import serve
+
+    app.command(name="serve")(serve)
+
+
+_mount_serve()
 
 
 def main() -> None:

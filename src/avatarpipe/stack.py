@@ -78,22 +78,30 @@ class StackProcess:
     url: str | None = None
 
 
-def _start_ticks(pid: int) -> int | None:
-    """A process's start time (clock ticks since boot), or ``None`` when it does not exist."""
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name, or ``None``."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name (field 2) may hold spaces; the fields after its ')' are fixed.
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    return stat.rsplit(")", 1)[1].split()
+
+
+def _start_ticks(pid: int) -> int | None:
+    """A process's start time (clock ticks since boot), or ``None`` when it does not exist."""
+    fields = _proc_stat(pid)
+    return int(fields[19]) if fields else None
 
 
 def _alive(proc: StackProcess) -> bool:
-    """Whether the recorded process still runs (same pid *and* same start time)."""
-    ticks = _start_ticks(proc.pid)
-    if ticks is None:
+    """Whether the recorded process still runs (same pid *and* start time, not a zombie)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(proc.pid, os.WNOHANG)  # reap it if it is our own exited child
+    fields = _proc_stat(proc.pid)
+    if fields is None or fields[0] == "Z":
         return False
-    return proc.start_ticks is None or ticks == proc.start_ticks
+    return proc.start_ticks is None or int(fields[19]) == proc.start_ticks
 
 
 def _port_free(port: int) -> bool:
@@ -171,7 +179,7 @@ def _wait(proc: StackProcess, ready: Callable[[], bool], timeout_s: float) -> No
     """
     deadline = time.monotonic() + timeout_s
     while True:
-        if not _alive(proc) or _zombie(proc.pid):
+        if not _alive(proc):
             raise AvatarpipeError(f"{proc.name} exited; its log ({proc.log}):\n{_tail(proc.log)}")
         try:
             if ready():
@@ -184,16 +192,6 @@ def _wait(proc: StackProcess, ready: Callable[[], bool], timeout_s: float) -> No
                 f"{_tail(proc.log)}"
             )
         time.sleep(0.3)
-
-
-def _zombie(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def _tcp(port: int) -> bool:
@@ -253,7 +251,7 @@ def _stop(proc: StackProcess, timeout_s: float = 15.0) -> str:
         return f"{proc.name} (pid {proc.pid}) was not running"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if not _alive(proc) or _zombie(proc.pid):
+        if not _alive(proc):
             break
         time.sleep(0.2)
     else:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import threading
@@ -69,7 +70,9 @@ def check_one_line_error(
     Returns:
         The error line.
     """
-    assert result.exception is None, f"uncaught {type(result.exception).__name__}: {result.exception}"
+    assert result.exception is None, (
+        f"uncaught {type(result.exception).__name__}: {result.exception}"
+    )
     assert "Traceback" not in result.stderr + result.stdout, result.stderr
     assert result.exit_code == exit_code, (result.exit_code, result.stderr)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -142,10 +145,8 @@ class MisbehavingServer:
                     self.wfile.write(reply.body[: reply.cut_at])
                     self.wfile.flush()
                     self.close_connection = True
-                    try:
+                    with contextlib.suppress(OSError):
                         self.connection.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
 
             do_GET = do_PUT = do_POST = do_DELETE = _answer
 

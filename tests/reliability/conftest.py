@@ -31,7 +31,9 @@ REPO = Path(__file__).resolve().parents[2]
 RUNNER = REPO / "tests" / "helpers" / "crash_runner.py"
 
 
-def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str, step: float = 0.05) -> None:
+def wait_until(
+    predicate: Callable[[], bool], timeout_s: float, what: str, step: float = 0.05
+) -> None:
     """Poll ``predicate`` until it holds; fail the test with ``what`` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while not predicate():
@@ -185,7 +187,7 @@ def log_requests(emu: Emu) -> RequestLog:
                 log.entries.append((time.monotonic(), route_key, status))
         counted(route_key, status)
 
-    store.count_request = count_request  # type: ignore[method-assign]
+    store.count_request = count_request  # type: ignore[method-assign,assignment]
     return log
 
 

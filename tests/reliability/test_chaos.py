@@ -44,8 +44,12 @@ def test_fifty_scenes_survive_a_fifth_of_everything_failing(
     emu = make_emu()
     emu.configure(faults=FAULTS)
     cache = tmp_path / "outputs" / ".cache" / "jobs"
-    request = build_request("chaos", SCENES, cache, poll_interval_s=0.2, timeout_s=600, max_resubmits=6)
-    target = SpeechTarget(endpoint=emu.url, backend="emulator", requests_per_minute=60000, rate_limit_name="rl-chaos")
+    request = build_request(
+        "chaos", SCENES, cache, poll_interval_s=0.2, timeout_s=600, max_resubmits=6
+    )
+    target = SpeechTarget(
+        endpoint=emu.url, backend="emulator", requests_per_minute=60000, rate_limit_name="rl-chaos"
+    )
 
     outcome = synthesize(request, target)
 
@@ -66,7 +70,9 @@ def test_fifty_scenes_survive_a_fifth_of_everything_failing(
 
     # No job id was ever created twice, and every job the run knows of was created exactly once.
     puts: dict[str, int] = stats["puts_by_job_id"]
-    assert puts and all(count == 1 for count in puts.values()), {k: c for k, c in puts.items() if c != 1}
+    assert puts and all(count == 1 for count in puts.values()), {
+        k: c for k, c in puts.items() if c != 1
+    }
     assert stats["jobs_created"] == len(puts)
     assert set(puts) == {j.job_id for j in outcome.jobs}
 

@@ -279,7 +279,9 @@ def _client(url: str) -> SpeechClient:
 
 def _planned() -> PlannedJob:
     options = JobOptions(
-        avatar=BatchAvatarConfig(talking_avatar_character="lisa", talking_avatar_style="casual-sitting")
+        avatar=BatchAvatarConfig(
+            talking_avatar_character="lisa", talking_avatar_style="casual-sitting"
+        )
     )
     return PlannedJob(
         job_id=JOB_ID,
@@ -320,9 +322,12 @@ JSON = {"Content-Type": "application/json"}
 )  # fmt: skip
 def test_malformed_job_answer_is_a_response_error(case: str, body: bytes, pattern: str) -> None:
     reply = Reply(200, body, JSON)
-    with MisbehavingServer(lambda m, p: reply) as server, _client(server.url) as client:
-        with pytest.raises(ResponseError) as info:
-            client.get_synthesis(JOB_ID)
+    with (
+        MisbehavingServer(lambda m, p: reply) as server,
+        _client(server.url) as client,
+        pytest.raises(ResponseError) as info,
+    ):
+        client.get_synthesis(JOB_ID)
     message = info.value.message
     assert re.search(pattern, message), message
     assert f"/avatar/batchsyntheses/{JOB_ID}" in message
@@ -331,35 +336,49 @@ def test_malformed_job_answer_is_a_response_error(case: str, body: bytes, patter
 
 def test_malformed_list_page_is_a_response_error() -> None:
     page = b'{"value": [{"id": "a", "status": "Running"}, {"id": 42, "status": ' + b"}"
-    with MisbehavingServer(lambda m, p: Reply(200, page, JSON)) as server:
-        with _client(server.url) as client, pytest.raises(ResponseError) as info:
-            list(client.list_syntheses())
+    with (
+        MisbehavingServer(lambda m, p: Reply(200, page, JSON)) as server,
+        _client(server.url) as client,
+        pytest.raises(ResponseError) as info,
+    ):
+        list(client.list_syntheses())
     assert "GET /avatar/batchsyntheses" in info.value.message
     assert "not JSON" in info.value.message
 
 
 def test_a_401_with_an_html_body_is_an_authentication_error() -> None:
     reply = Reply(401, b"<html>denied</html>", {"Content-Type": "text/html"})
-    with MisbehavingServer(lambda m, p: reply) as server, _client(server.url) as client:
-        with pytest.raises(AuthenticationError) as info:
-            client.get_synthesis(JOB_ID)
+    with (
+        MisbehavingServer(lambda m, p: reply) as server,
+        _client(server.url) as client,
+        pytest.raises(AuthenticationError) as info,
+    ):
+        client.get_synthesis(JOB_ID)
     assert "401" in info.value.message and "corpus-key-abcdef" not in info.value.message
 
 
 def test_a_500_with_garbage_is_transient() -> None:
     reply = Reply(500, b"\x00\xff garbage", {"Content-Type": "application/octet-stream"})
-    with MisbehavingServer(lambda m, p: reply) as server, _client(server.url) as client:
-        with pytest.raises(TransientServiceError) as info:
-            client.get_synthesis(JOB_ID)
+    with (
+        MisbehavingServer(lambda m, p: reply) as server,
+        _client(server.url) as client,
+        pytest.raises(TransientServiceError) as info,
+    ):
+        client.get_synthesis(JOB_ID)
     assert "500" in info.value.message
 
 
-def test_video_cut_short_of_its_content_length_leaves_nothing(tmp_path: Path, tiny_mp4: bytes) -> None:
+def test_video_cut_short_of_its_content_length_leaves_nothing(
+    tmp_path: Path, tiny_mp4: bytes
+) -> None:
     reply = Reply(200, tiny_mp4, {"Content-Type": "video/mp4"}, cut_at=len(tiny_mp4) // 3)
     dest = tmp_path / "0001.mp4"
-    with MisbehavingServer(lambda m, p: reply) as server, _client(server.url) as client:
-        with pytest.raises(DownloadError) as info:
-            client.download(f"{server.url}/results/x/0001.mp4?sig=c2VjcmV0", dest)
+    with (
+        MisbehavingServer(lambda m, p: reply) as server,
+        _client(server.url) as client,
+        pytest.raises(DownloadError) as info,
+    ):
+        client.download(f"{server.url}/results/x/0001.mp4?sig=c2VjcmV0", dest)
     assert "c2VjcmV0" not in info.value.message
     assert not dest.exists() and not part_path(dest).exists()
 

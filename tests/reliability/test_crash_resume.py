@@ -26,13 +26,17 @@ def _planned_ids(outcome: dict[str, Any]) -> set[str]:
     return {job["job_id"] for job in outcome["jobs"]}
 
 
-def _assert_resumed(emu: Emu, outcome: dict[str, Any], cache: Path, check_cache: CacheCheck) -> dict[str, Any]:
+def _assert_resumed(
+    emu: Emu, outcome: dict[str, Any], cache: Path, check_cache: CacheCheck
+) -> dict[str, Any]:
     """What every resumed run must show; returns the emulator's stats."""
     assert [v["key"] for v in outcome["videos"]] == [f"scene-{i:03d}" for i in range(1, SCENES + 1)]
     stats = emu.stats()
     puts: dict[str, int] = stats["puts_by_job_id"]
     assert all(count == 1 for count in puts.values()), f"a job was created twice: {puts}"
-    assert set(puts) == _planned_ids(outcome), "every job of the rerun is one the emulator created once"
+    assert set(puts) == _planned_ids(outcome), (
+        "every job of the rerun is one the emulator created once"
+    )
     assert stats["jobs_created"] == SCENES
     markers = check_cache(cache)
     assert len(markers) == SCENES
@@ -71,10 +75,17 @@ def test_killed_while_waiting(
     cache = tmp_path / "cache"
     first = flow_child(emu, cache, "crash-wait", SCENES)
     wait_until(lambda: first.count("queued") >= SCENES, 120, "every job to be seen queued")
-    wait_until(lambda: len(emu.stats()["requests_by_route"].get("GET /avatar/batchsyntheses", {})) > 0, 10, "polls")
+    wait_until(
+        lambda: len(emu.stats()["requests_by_route"].get("GET /avatar/batchsyntheses", {})) > 0,
+        10,
+        "polls",
+    )
     polls_before = sum(emu.stats()["requests_by_route"]["GET /avatar/batchsyntheses"].values())
     wait_until(
-        lambda: sum(emu.stats()["requests_by_route"]["GET /avatar/batchsyntheses"].values()) > polls_before,
+        lambda: (
+            sum(emu.stats()["requests_by_route"]["GET /avatar/batchsyntheses"].values())
+            > polls_before
+        ),
         30,
         "another polling round",
     )

@@ -3,9 +3,9 @@
 The budget is a Prefect global concurrency limit with slot decay, created here for N requests per
 minute: ``limit`` (the burst) slots that drain at ``(N - limit) / 60`` per second, so that no
 window of 60 s can hold more than N grants. The emulator is set to the same N per minute, and its
-jobs wait 15 s in the queue. Each run polls every 0.3 s, so alone it would ask for ~200 requests
-a minute; together, without a shared budget, they send well over N in those 15 s (checked by
-hand: ~170 requests and a hundred 429s). The emulator must see at most N
+jobs wait 10 s in the queue. Each run polls every 0.3 s, so alone it would ask for ~200 requests
+a minute; together, without a shared budget, they send well over N in those 10 s (checked by
+hand: the emulator answers 429s until a run gives up). The emulator must see at most N
 requests in any 60 s and answer no 429 at all (none is injected).
 """
 
@@ -24,14 +24,16 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 N_PER_MINUTE = 60
 BURST = 3
 RUNS = 3
-SCENES = 6
-QUEUE_S = 15.0  # every job waits 15 s before it renders: the runs keep polling meanwhile
+SCENES = 4
+QUEUE_S = 10.0  # every job waits 10 s before it renders: the runs keep polling meanwhile
 
 
 def _create_budget(name: str) -> None:
     with get_client(sync_client=True) as client:
         client.create_global_concurrency_limit(
-            GlobalConcurrencyLimitCreate(name=name, limit=BURST, slot_decay_per_second=(N_PER_MINUTE - BURST) / 60.0)
+            GlobalConcurrencyLimitCreate(
+                name=name, limit=BURST, slot_decay_per_second=(N_PER_MINUTE - BURST) / 60.0
+            )
         )
 
 
@@ -40,7 +42,9 @@ def _delete_budget(name: str) -> None:
         client.delete_global_concurrency_limit_by_name(name)
 
 
-def test_three_runs_share_one_budget(make_emu: Any, flow_child: Any, tmp_path: Any, log_requests: Any) -> None:
+def test_three_runs_share_one_budget(
+    make_emu: Any, flow_child: Any, tmp_path: Any, log_requests: Any
+) -> None:
     emu: Emu = make_emu(rate_limit_per_minute=N_PER_MINUTE, time_scale=1.0, queue_delay_s=QUEUE_S)
     log = log_requests(emu)
     budget = f"rl-workers-{uuid.uuid4().hex[:8]}"
@@ -48,7 +52,13 @@ def test_three_runs_share_one_budget(make_emu: Any, flow_child: Any, tmp_path: A
     try:
         runs = [
             flow_child(
-                emu, tmp_path / f"cache{n}", f"worker-{n}", SCENES, poll=0.3, rate_limit_name=budget, rpm=100000
+                emu,
+                tmp_path / f"cache{n}",
+                f"worker-{n}",
+                SCENES,
+                poll=0.3,
+                rate_limit_name=budget,
+                rpm=100000,
             )
             for n in range(RUNS)
         ]

@@ -16,7 +16,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_build_deployments_has_a_nightly_schedule_and_an_unscheduled_adhoc() -> None:
     target = SpeechTarget(endpoint="http://127.0.0.1:8765", backend="emulator")
-    nightly, adhoc = build_deployments(scripts="inbox", cron="30 1 * * *", timezone="Europe/Oslo", target=target)
+    nightly, adhoc = build_deployments(
+        scripts="inbox", cron="30 1 * * *", timezone="Europe/Oslo", target=target
+    )
     assert nightly.name == NIGHTLY and adhoc.name == ADHOC
     [schedule] = nightly.schedules or []
     assert schedule.schedule.cron == "30 1 * * *"  # type: ignore[union-attr]
@@ -40,7 +42,9 @@ def test_deployments_are_registered_with_schedules_and_limits() -> None:
     assert [s.schedule.cron for s in nightly.schedules] == [DEFAULT_CRON]  # type: ignore[union-attr]
     assert all(s.active for s in nightly.schedules)
     assert nightly.parameters == {"source": "inbox"}
-    assert nightly.global_concurrency_limit is not None and nightly.global_concurrency_limit.limit == 1
+    assert (
+        nightly.global_concurrency_limit is not None and nightly.global_concurrency_limit.limit == 1
+    )
     assert nightly.concurrency_options is not None
     assert nightly.concurrency_options.collision_strategy.value == "CANCEL_NEW"
     assert adhoc.schedules == []

@@ -15,7 +15,9 @@ from avatarpipe.emulator.server import EmulatorServer
 
 @pytest.fixture
 def emu(tmp_path: Path) -> Iterator[Emu]:
-    config = EmulatorConfig(port=0, state_dir=tmp_path / "emu", time_scale=0.0, renderer="placeholder")
+    config = EmulatorConfig(
+        port=0, state_dir=tmp_path / "emu", time_scale=0.0, renderer="placeholder"
+    )
     server = EmulatorServer(config, PlaceholderRenderer(SMALL)).start()
     emulator = Emu(server)
     try:

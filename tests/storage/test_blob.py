@@ -20,18 +20,26 @@ pytestmark = pytest.mark.azurite
 
 
 def _store(azurite: Azurite) -> BlobStore:
-    store = BlobStore.from_connection_string(azurite.connection_string, f"t-{uuid.uuid4().hex[:12]}")
+    store = BlobStore.from_connection_string(
+        azurite.connection_string, f"t-{uuid.uuid4().hex[:12]}"
+    )
     store.ensure_container()
     return store
 
 
-def test_published_files_read_back_identical_with_types_and_metadata(azurite: Azurite, tmp_path: Path) -> None:
+def test_published_files_read_back_identical_with_types_and_metadata(
+    azurite: Azurite, tmp_path: Path
+) -> None:
     store = _store(azurite)
     video = tmp_path / "clip.mp4"
     video.write_bytes(os.urandom(3 * 1024 * 1024 + 17))  # several blocks' worth
     vtt = tmp_path / "clip.vtt"
     vtt.write_text("WEBVTT\n\n00:00.000 --> 00:01.000\nhello\n", encoding="utf-8")
-    meta = {"script": "quarterly-update", "run_id": "20261125-120000-abcd", "job_ids": "job-1,job-2"}
+    meta = {
+        "script": "quarterly-update",
+        "run_id": "20261125-120000-abcd",
+        "job_ids": "job-1,job-2",
+    }
     assert store.upload(video, "quarterly-update/run/clip.mp4", metadata=meta) is True
     assert store.upload(vtt, "quarterly-update/run/clip.vtt", metadata=meta) is True
 
@@ -45,10 +53,15 @@ def test_published_files_read_back_identical_with_types_and_metadata(azurite: Az
     assert metadata == meta
     assert md5 == hashlib.md5(video.read_bytes()).digest()
     assert store.properties("quarterly-update/run/clip.vtt")[0] == "text/vtt"
-    assert store.list_names("quarterly-update/") == ["quarterly-update/run/clip.mp4", "quarterly-update/run/clip.vtt"]
+    assert store.list_names("quarterly-update/") == [
+        "quarterly-update/run/clip.mp4",
+        "quarterly-update/run/clip.vtt",
+    ]
 
 
-def test_upload_skips_identical_content_and_overwrites_changed_content(azurite: Azurite, tmp_path: Path) -> None:
+def test_upload_skips_identical_content_and_overwrites_changed_content(
+    azurite: Azurite, tmp_path: Path
+) -> None:
     store = _store(azurite)
     path = tmp_path / "manifest.json"
     path.write_text('{"v": 1}', encoding="utf-8")
@@ -60,7 +73,9 @@ def test_upload_skips_identical_content_and_overwrites_changed_content(azurite: 
     assert store.properties("m/manifest.json")[0] == "application/json"
 
 
-def test_read_links_are_read_only_and_work_over_plain_http(azurite: Azurite, tmp_path: Path) -> None:
+def test_read_links_are_read_only_and_work_over_plain_http(
+    azurite: Azurite, tmp_path: Path
+) -> None:
     store = _store(azurite)
     path = tmp_path / "poster.png"
     path.write_bytes(b"\x89PNG fake poster bytes")
@@ -93,7 +108,9 @@ def test_write_sas_url_lets_a_third_party_write_into_the_container(azurite: Azur
         reader.upload_blob("job-1/0002.mp4", b"nope")
 
 
-def test_account_url_with_key_and_settings_connection(azurite: Azurite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_account_url_with_key_and_settings_connection(
+    azurite: Azurite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     name = f"t-{uuid.uuid4().hex[:12]}"
     store = BlobStore.from_account_url(azurite.account_url, name, azurite.account_key)
     store.ensure_container()
@@ -124,7 +141,41 @@ def test_missing_blob_and_corrupted_blob_fail_clearly(azurite: Azurite, tmp_path
     from azure.storage.blob import ContentSettings
 
     planted = store._container.upload_blob("bad.mp4", b"actual bytes")  # noqa: SLF001
-    planted.set_http_headers(ContentSettings(content_type="video/mp4", content_md5=bytearray(hashlib.md5(b"other").digest())))
+    planted.set_http_headers(
+        ContentSettings(
+            content_type="video/mp4", content_md5=bytearray(hashlib.md5(b"other").digest())
+        )
+    )
     with pytest.raises(DownloadError, match="MD5"):
         store.download("bad.mp4", tmp_path / "bad.mp4")
     assert not (tmp_path / "bad.mp4").exists()
+
+
+def test_chunked_transfers_keep_the_whole_blob_md5(azurite: Azurite, tmp_path: Path) -> None:
+    from azure.storage.blob import BlobServiceClient
+
+    mib = 1 << 20
+    service = BlobServiceClient.from_connection_string(
+        azurite.connection_string,
+        max_single_get_size=mib,
+        max_chunk_get_size=mib,
+        max_single_put_size=mib,
+        max_block_size=mib,
+    )
+    store = BlobStore(service, f"t-{uuid.uuid4().hex[:12]}", account_key=azurite.account_key)
+    store.ensure_container()
+    big = tmp_path / "big.mp4"
+    big.write_bytes(os.urandom(5 * mib + 3))  # uploaded in blocks, downloaded in ranges
+    assert store.upload(big, "big.mp4") is True
+    assert store.properties("big.mp4")[2] == hashlib.md5(big.read_bytes()).digest()
+    assert store.download("big.mp4", tmp_path / "back.mp4") == big.stat().st_size
+    assert (tmp_path / "back.mp4").read_bytes() == big.read_bytes()
+    assert store.upload(big, "big.mp4") is False
+
+
+def test_service_errors_are_one_line(azurite: Azurite) -> None:
+    store = BlobStore.from_connection_string(azurite.connection_string, "x")  # too short a name
+    with pytest.raises(StorageError) as info:
+        store.ensure_container()
+    assert "\n" not in info.value.message and "blob container x:" in info.value.message
+    assert "OutOfRangeInput" in info.value.message

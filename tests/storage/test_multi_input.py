@@ -33,20 +33,34 @@ def test_scenes_are_packed_into_one_job_written_to_the_container_and_downloaded(
     n = 4
     request = SynthesisRequest(
         label="packed",
-        inputs=[InputItem(key=f"scene-{i}", content=f"Scene {i} is short.", input_kind="PlainText") for i in range(1, n + 1)],
-        avatar=BatchAvatarConfig(talking_avatar_character="lisa", talking_avatar_style="casual-sitting", video_codec=VideoCodec.H264),
+        inputs=[
+            InputItem(key=f"scene-{i}", content=f"Scene {i} is short.", input_kind="PlainText")
+            for i in range(1, n + 1)
+        ],
+        avatar=BatchAvatarConfig(
+            talking_avatar_character="lisa",
+            talking_avatar_style="casual-sitting",
+            video_codec=VideoCodec.H264,
+        ),
         synthesis=BatchSynthesisConfig(voice="en-US-AvaMultilingualNeural"),
         pack=True,
         cache_dir=str(tmp_path / "cache"),
         poll_interval_s=0.2,
         timeout_s=120,
     )
-    target = SpeechTarget(endpoint=emu.url, backend="emulator", requests_per_minute=6000, rate_limit_name=f"rl-packed-{uuid.uuid4().hex[:6]}")
+    target = SpeechTarget(
+        endpoint=emu.url,
+        backend="emulator",
+        requests_per_minute=6000,
+        rate_limit_name=f"rl-packed-{uuid.uuid4().hex[:6]}",
+    )
     outcome = synthesize(request, target)
 
     stats = emu.stats()
     assert stats["jobs_created"] == 1, f"{n} scenes must go into ONE multi-input job"
-    assert len(outcome.jobs) == 1 and outcome.jobs[0].scene_keys == [f"scene-{i}" for i in range(1, n + 1)]
+    assert len(outcome.jobs) == 1 and outcome.jobs[0].scene_keys == [
+        f"scene-{i}" for i in range(1, n + 1)
+    ]
     # Nothing came from the service's own result URLs: everything was read from the container.
     assert stats["downloads_by_kind"].get("video", 0) == 0
 
@@ -57,7 +71,9 @@ def test_scenes_are_packed_into_one_job_written_to_the_container_and_downloaded(
     assert [v.key for v in outcome.videos] == [f"scene-{i}" for i in range(1, n + 1)]
     for index, video in enumerate(outcome.videos, start=1):
         local = Path(video.path).read_bytes()
-        assert local == store.read_bytes(f"{job_id}/{index:04d}.mp4"), "downloaded bytes = container bytes"
+        assert local == store.read_bytes(f"{job_id}/{index:04d}.mp4"), (
+            "downloaded bytes = container bytes"
+        )
         assert hashlib.sha256(local).hexdigest() == video.sha256
         info = probe(Path(video.path))
         assert info.video is not None and info.video.codec == "h264"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from avatarpipe.batch.plan import PlannedJob
-from avatarpipe.errors import PermanentServiceError, WaitTimeoutError
+from avatarpipe.errors import PermanentServiceError, TransientServiceError, WaitTimeoutError
 from avatarpipe.speech.models import BatchSynthesis, Status
 
 __all__ = [
@@ -210,6 +210,7 @@ def wait_for_jobs(
     timeout_s: float,
     on_change: Callable[[BatchSynthesis], None] | None = None,
     on_final: Callable[[str, BatchSynthesis | None], Iterable[str]] | None = None,
+    max_failed_rounds: int = 5,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> WaitOutcome:
@@ -223,6 +224,8 @@ def wait_for_jobs(
         on_change: Called whenever a job's status changes (progress reporting).
         on_final: Called once per job that is final (``None`` when it vanished); returns ids of
             follow-up jobs (resubmissions) to wait for too. Lets downloads start at once.
+        max_failed_rounds: Consecutive polling rounds that may fail with a transient error
+            (after the client's own retries) before the error is raised.
         sleep: Injected for tests.
         clock: Injected for tests.
 
@@ -232,14 +235,39 @@ def wait_for_jobs(
     Raises:
         WaitTimeoutError: Some jobs are still not final at the deadline; its
             ``continuation_token`` lists their ids (comma-separated).
-        ServiceError: The service failed after the client's own retries.
+        TransientServiceError: ``max_failed_rounds`` polling rounds in a row failed.
+        ServiceError: The service refused a polling request.
     """
     deadline = clock() + timeout_s
     pending = set(ids)
     outcome = WaitOutcome()
     last: dict[str, Status | None] = {}
+    failed_rounds = 0
+
+    def pause() -> None:
+        """Sleep until the next round, or raise when the deadline has passed."""
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise WaitTimeoutError(
+                f"{len(pending)} job(s) not finished after {timeout_s:.0f} s: "
+                f"{', '.join(sorted(pending))}; rerun to re-attach to them",
+                continuation_token=",".join(sorted(pending)),
+            )
+        sleep(min(poll_interval_s, remaining))
+
     while pending:
-        found = lookup.fetch(pending)
+        try:
+            found = lookup.fetch(pending)
+        except TransientServiceError as exc:
+            # A lost polling round is not a lost run: poll again next round, unless the service
+            # has failed several rounds in a row (each round already retried with backoff).
+            failed_rounds += 1
+            if failed_rounds >= max_failed_rounds:
+                raise
+            log.warning("polling round failed (%s): polling again next round", exc.message)
+            pause()
+            continue
+        failed_rounds = 0
         follow_ups: set[str] = set()
         for job_id in sorted(pending):
             job = found.get(job_id)
@@ -259,12 +287,5 @@ def wait_for_jobs(
         pending |= follow_ups
         if not pending:
             break
-        remaining = deadline - clock()
-        if remaining <= 0:
-            raise WaitTimeoutError(
-                f"{len(pending)} job(s) not finished after {timeout_s:.0f} s: "
-                f"{', '.join(sorted(pending))}; rerun to re-attach to them",
-                continuation_token=",".join(sorted(pending)),
-            )
-        sleep(min(poll_interval_s, remaining))
+        pause()
     return outcome

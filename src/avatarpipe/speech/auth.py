@@ -170,11 +170,13 @@ _FILTER = _RedactingFilter()
 
 
 def redact_httpx_logs() -> None:
-    """Install (once) a filter on the ``httpx`` and ``httpcore`` loggers that masks secrets.
+    """Install (once) a filter on the HTTP libraries' loggers that masks secrets.
 
-    httpx logs every request URL at INFO, and result URLs carry SAS signatures.
+    httpx logs every request URL at INFO, and result URLs carry SAS signatures; urllib3 (under
+    azure-storage-blob) logs every request line, SAS query included, at DEBUG. Filters are not
+    inherited by child loggers, so each logger that emits is named.
     """
-    for name in ("httpx", "httpcore"):
+    for name in ("httpx", "httpcore", "urllib3.connectionpool"):
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)

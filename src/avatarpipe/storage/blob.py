@@ -50,6 +50,15 @@ _CONTENT_TYPES = {
 }
 
 
+def _reason(exc: Exception) -> str:
+    """One redacted line for an Azure error: the service's message and error code."""
+    text = str(getattr(exc, "message", None) or exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    code = getattr(exc, "error_code", None)
+    code = getattr(code, "value", code)
+    return redact(f"{line} ({code})" if code and str(code) not in line else line)
+
+
 def content_type_for(path: Path) -> str:
     """The ``Content-Type`` a published file is stored with (``video/mp4``, ``text/vtt``...)."""
     return _CONTENT_TYPES.get(path.suffix.lower()) or (
@@ -108,7 +117,7 @@ class BlobStore:
         try:
             service = BlobServiceClient.from_connection_string(conn)
         except (ValueError, AzureError) as exc:
-            raise ConfigError(f"AVATARPIPE_BLOB_CONNECTION_STRING: {redact(str(exc))}") from None
+            raise ConfigError(f"AVATARPIPE_BLOB_CONNECTION_STRING: {_reason(exc)}") from None
         parts = dict(p.split("=", 1) for p in conn.split(";") if "=" in p)
         return cls(service, container, account_key=parts.get("AccountKey"))
 
@@ -146,7 +155,7 @@ class BlobStore:
                 return cls(service, container, account_key=credential.named_key.key)
             service = BlobServiceClient(account_url=url if sas else bare, credential=credential)
         except (ValueError, AzureError) as exc:
-            raise ConfigError(f"AVATARPIPE_BLOB_ACCOUNT_URL: {redact(str(exc))}") from None
+            raise ConfigError(f"AVATARPIPE_BLOB_ACCOUNT_URL: {_reason(exc)}") from None
         return cls(service, container, sas_token=sas if credential is None else None)
 
     def ensure_container(self) -> None:
@@ -160,9 +169,7 @@ class BlobStore:
         except ResourceExistsError:
             pass
         except AzureError as exc:
-            raise StorageError(
-                f"blob container {self.container_name}: {redact(str(exc))}"
-            ) from None
+            raise StorageError(f"blob container {self.container_name}: {_reason(exc)}") from None
 
     def _delegation_key(self, expiry: datetime) -> UserDelegationKey:
         """A user delegation key valid until at least ``expiry`` (cached; Entra credentials)."""
@@ -172,7 +179,7 @@ class BlobStore:
             try:
                 key = self._service.get_user_delegation_key(start, until)
             except AzureError as exc:
-                raise StorageError(f"user delegation key: {redact(str(exc))}") from None
+                raise StorageError(f"user delegation key: {_reason(exc)}") from None
             self._delegation = (key, until)
         return self._delegation[0]
 
@@ -273,7 +280,7 @@ class BlobStore:
         except ResourceNotFoundError:
             raise DownloadError(f"blob {name} not found in {self.container_name}") from None
         except AzureError as exc:
-            raise DownloadError(f"blob {name}: {redact(str(exc))}") from None
+            raise DownloadError(f"blob {name}: {_reason(exc)}") from None
         finally:
             part.unlink(missing_ok=True)
 
@@ -301,7 +308,7 @@ class BlobStore:
         except ResourceNotFoundError:
             pass
         except AzureError as exc:
-            raise StorageError(f"blob {name}: {redact(str(exc))}") from None
+            raise StorageError(f"blob {name}: {_reason(exc)}") from None
         content_type = content_type_for(path)
         try:
             with path.open("rb") as fh:
@@ -315,7 +322,7 @@ class BlobStore:
                     validate_content=True,
                 )
         except AzureError as exc:
-            raise StorageError(f"blob {name}: upload failed: {redact(str(exc))}") from None
+            raise StorageError(f"blob {name}: upload failed: {_reason(exc)}") from None
         log.info("uploaded %s (%s, md5 %s)", name, content_type, base64.b64encode(md5).decode())
         return True
 
@@ -345,7 +352,7 @@ class BlobStore:
         try:
             return bytes(self._container.get_blob_client(name).download_blob().readall())
         except AzureError as exc:
-            raise StorageError(f"blob {name}: {redact(str(exc))}") from None
+            raise StorageError(f"blob {name}: {_reason(exc)}") from None
 
     def write_bytes(self, name: str, data: bytes, *, content_type: str) -> None:
         """Write a small blob in one request (the service commits it atomically).
@@ -363,7 +370,7 @@ class BlobStore:
                 ),
             )
         except AzureError as exc:
-            raise StorageError(f"blob {name}: write failed: {redact(str(exc))}") from None
+            raise StorageError(f"blob {name}: write failed: {_reason(exc)}") from None
 
     def list_names(self, prefix: str = "") -> list[str]:
         """The names of the blobs under ``prefix``, sorted.
@@ -374,9 +381,7 @@ class BlobStore:
         try:
             return sorted(b.name for b in self._container.list_blobs(name_starts_with=prefix))
         except AzureError as exc:
-            raise StorageError(
-                f"listing {self.container_name}/{prefix}: {redact(str(exc))}"
-            ) from None
+            raise StorageError(f"listing {self.container_name}/{prefix}: {_reason(exc)}") from None
 
     def properties(self, name: str) -> tuple[str, dict[str, str], bytes | None]:
         """A blob's content type, metadata and stored MD5.
@@ -387,7 +392,7 @@ class BlobStore:
         try:
             props = self._container.get_blob_client(name).get_blob_properties()
         except AzureError as exc:
-            raise StorageError(f"blob {name}: {redact(str(exc))}") from None
+            raise StorageError(f"blob {name}: {_reason(exc)}") from None
         md5 = props.content_settings.content_md5
         return (
             str(props.content_settings.content_type or ""),
