@@ -15,7 +15,6 @@ import logging
 from typing import Literal
 
 import httpx
-
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import rate_limit
