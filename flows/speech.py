@@ -68,9 +68,11 @@ class PrefectRateBudget:
 def ensure_rate_limit(name: str, requests_per_minute: float) -> None:
     """Create the shared request limit when it does not exist (an existing one is kept).
 
-    The limit holds ``burst`` slots that drain at ``requests_per_minute / 60`` per second.
+    The limit holds ``burst`` slots that drain at ``(requests_per_minute - burst) / 60`` per
+    second, so no 60 s window ever sees more than ``requests_per_minute`` requests.
     """
     burst = max(1, min(10, int(requests_per_minute // 6) or 1))
+    decay = max(requests_per_minute - burst, requests_per_minute / 2) / 60.0
     with get_client(sync_client=True) as client:
         try:
             client.read_global_concurrency_limit_by_name(name)
@@ -79,7 +81,7 @@ def ensure_rate_limit(name: str, requests_per_minute: float) -> None:
             pass
         client.create_global_concurrency_limit(
             GlobalConcurrencyLimitCreate(
-                name=name, limit=burst, slot_decay_per_second=requests_per_minute / 60.0
+                name=name, limit=burst, slot_decay_per_second=decay
             )
         )
         log.info("created rate limit %s: %.1f requests/minute", name, requests_per_minute)
