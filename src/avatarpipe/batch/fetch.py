@@ -94,11 +94,12 @@ def _cached(path: Path) -> dict[str, object] | None:
     return data
 
 
-def _verify(path: Path, expected_size: int | None) -> dict[str, object]:
+def _verify(path: Path, final: Path, expected_size: int | None) -> dict[str, object]:
+    """Check a downloaded file, give it its final name, then record it as verified."""
     size = path.stat().st_size
     if expected_size is not None and size != expected_size:
         path.unlink(missing_ok=True)
-        raise DownloadError(f"{path.name}: {size} bytes, the service said {expected_size}")
+        raise DownloadError(f"{final.name}: {size} bytes, the service said {expected_size}")
     try:
         # Without a size to compare, only a full read catches a truncated file: its header alone
         # (moov first) still reports the whole duration.
@@ -106,19 +107,20 @@ def _verify(path: Path, expected_size: int | None) -> dict[str, object]:
     except MediaError as exc:
         path.unlink(missing_ok=True)
         raise DownloadError(
-            f"{path.name}: downloaded file is not a readable video ({exc})"
+            f"{final.name}: downloaded file is not a readable video ({exc})"
         ) from exc
     if info.video is None or info.duration_s <= 0:
         path.unlink(missing_ok=True)
-        raise DownloadError(f"{path.name}: downloaded file has no video stream")
+        raise DownloadError(f"{final.name}: downloaded file has no video stream")
     data: dict[str, object] = {
         "size_bytes": size,
         "sha256": _sha256(path),
         "duration_ms": round(info.duration_s * 1000),
     }
-    tmp = _marker(path).with_suffix(".tmp")
+    os.replace(path, final)
+    tmp = _marker(final).with_suffix(".tmp")
     tmp.write_text(json.dumps(data))
-    os.replace(tmp, _marker(path))
+    os.replace(tmp, _marker(final))
     return data
 
 
@@ -220,16 +222,21 @@ def fetch_job(
         data = _cached(path)
         downloaded = data is None
         if data is None:
+            incoming = folder / f".{number:04d}.incoming.{ext}"  # verified before its final name
             if packed:
                 assert blob_fetch is not None
-                blob_fetch(_relative(job, name), path)
-                data = _verify(path, None)
+                blob_fetch(_relative(job, name), incoming)
+                data = _verify(incoming, path, None)
             else:
                 _download_url(
-                    api, job, path, lambda j: j.outputs.result if j.outputs else None, sized=True
+                    api,
+                    job,
+                    incoming,
+                    lambda j: j.outputs.result if j.outputs else None,
+                    sized=True,
                 )
                 expected = job.properties.size_in_bytes if job.properties else None
-                data = _verify(path, expected)
+                data = _verify(incoming, path, expected)
         entry = None
         if summary is not None and len(summary.results) >= number:
             entry = summary.results[number - 1]
