@@ -80,9 +80,7 @@ def ensure_rate_limit(name: str, requests_per_minute: float) -> None:
         except ObjectNotFound:
             pass
         client.create_global_concurrency_limit(
-            GlobalConcurrencyLimitCreate(
-                name=name, limit=burst, slot_decay_per_second=decay
-            )
+            GlobalConcurrencyLimitCreate(name=name, limit=burst, slot_decay_per_second=decay)
         )
         log.info("created rate limit %s: %.1f requests/minute", name, requests_per_minute)
 

@@ -43,7 +43,9 @@ def validate(version: str, definition: str, body: Any) -> None:
     validator(version, definition).validate(body)
 
 
-def response_schema(version: str, path: str, method: str, status: int | str) -> dict[str, Any] | None:
+def response_schema(
+    version: str, path: str, method: str, status: int | str
+) -> dict[str, Any] | None:
     """The schema of a documented response (``default`` for errors), resolved to a full schema."""
     op = spec(version)["paths"][path][method.lower()]
     resp = op["responses"].get(str(status)) or op["responses"].get("default")

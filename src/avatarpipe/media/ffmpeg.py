@@ -149,8 +149,8 @@ _DURATION_RE = re.compile(
     r"Duration: (?P<h>\d+):(?P<m>\d+):(?P<s>\d+(?:\.\d+)?)(?:.*?bitrate: (?P<br>\d+) kb/s)?"
 )
 _STREAM_RE = re.compile(
-    r"^\s*Stream #0:(?P<idx>\d+)(?:\[[^\]]*\])?(?:\([^)]*\))?: (?P<kind>Video|Audio|Subtitle|Data|Attachment): "
-    r"(?P<rest>.*)$"
+    r"^\s*Stream #0:(?P<idx>\d+)(?:\[[^\]]*\])?(?:\([^)]*\))?: "
+    r"(?P<kind>Video|Audio|Subtitle|Data|Attachment): (?P<rest>.*)$"
 )
 _SIZE_RE = re.compile(r"\b(?P<w>\d{2,5})x(?P<h>\d{2,5})\b")
 _FPS_RE = re.compile(r"(?P<fps>\d+(?:\.\d+)?) fps")
