@@ -8,7 +8,6 @@ skips it. Nothing is ever left under a final name unless it was verified.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -19,6 +18,7 @@ from typing import Protocol
 
 from avatarpipe.batch.plan import PlannedJob
 from avatarpipe.errors import DownloadError, MediaError, ResultExpiredError
+from avatarpipe.hashing import file_digest
 from avatarpipe.media.ffmpeg import probe
 from avatarpipe.speech.models import BatchSynthesis, SummaryFile, SummaryResult, VideoFormat
 
@@ -69,14 +69,6 @@ class FetchedVideo:
     downloaded: bool
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _marker(path: Path) -> Path:
     return path.with_name(path.name + ".verified.json")
 
@@ -114,7 +106,7 @@ def _verify(path: Path, final: Path, expected_size: int | None) -> dict[str, obj
         raise DownloadError(f"{final.name}: downloaded file has no video stream")
     data: dict[str, object] = {
         "size_bytes": size,
-        "sha256": _sha256(path),
+        "sha256": file_digest(path),
         "duration_ms": round(info.duration_s * 1000),
     }
     os.replace(path, final)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import math
 import os
 import re
@@ -36,6 +35,7 @@ from typing import Any
 import ffmpeg
 
 from avatarpipe.errors import MediaError
+from avatarpipe.hashing import file_digest
 from avatarpipe.media.ffmpeg import MediaInfo, probe, run_ffmpeg
 from avatarpipe.media.images import sheet_frame_step, temp_name
 from avatarpipe.media.loudness import Loudness, parse_ebur128
@@ -465,14 +465,6 @@ def _verify(tmp: Path, what: str, timeout: float | None) -> tuple[float, Loudnes
     return duration, loud
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _remove(paths: Sequence[Path]) -> None:
     for path in paths:
         with contextlib.suppress(OSError):
@@ -639,7 +631,7 @@ def render_output(job: PostJob) -> OutputResult:
             text = to_srt(cues) if final_sub.suffix == ".srt" else to_vtt(cues)
             tmp_sub.write_text(text, encoding="utf-8")
         info = probe(tmp_video)
-        digest = _sha256(tmp_video)
+        digest = file_digest(tmp_video)
         size = tmp_video.stat().st_size
         os.replace(tmp_video, out)
         if tmp_thumb is not None and final_thumb is not None:

@@ -22,6 +22,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
 from avatarpipe.errors import ScriptError
+from avatarpipe.hashing import file_digest
 from avatarpipe.scripts.model import MAX_SSML_BYTES, Scene, Script
 from avatarpipe.scripts.templates import DEFAULT_SSML_TEMPLATE, find_template, templates_root
 from avatarpipe.scripts.text import parse_segments, spoken_text
@@ -247,8 +248,7 @@ def plain_text(scene: Scene) -> str:
 
 def _file_digest(path: Path) -> str | None:
     try:
-        with path.open("rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
+        return file_digest(path)
     except OSError:
         return None
 
