@@ -105,7 +105,7 @@ def post_process(jobs: list[PostJob], label: str) -> list[OutputResult]:
     """Render every output (one ffmpeg pass each, several at once)."""
     results = process_outputs(jobs)
     for result in results:
-        progress.report("postprocessed", result.path.name, str(result.path), size=result.size_bytes)
+        progress.report("postprocessed", result.path.name, size=result.size_bytes)
     return results
 
 
