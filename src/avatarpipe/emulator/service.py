@@ -668,18 +668,9 @@ class EmulatedResource:
         if body.get("properties"):
             out["properties"] = body["properties"]
         out |= {"status": "NotStarted", "createdDateTime": iso(now), "lastActionDateTime": iso(now)}
-        op = self._new_op("model", mid, op_id, _hash({"id": mid, "body": body}))
-        res = CvResource(
-            "models",
-            mid,
-            0,
-            out,
-            self._phases(self.config.cnv_model_training_s, "Running", "Succeeded"),
+        return self._create_modelled(
+            "models", mid, body, out, op_id, api_version, self.config.cnv_model_training_s
         )
-        if not self.store.insert_cv(res, op):
-            raise bad_request(f"A model with id '{mid}' already exists.", "id")
-        self.wakeup.set()
-        return out, self.op_headers(op, api_version)
 
     def create_endpoint(
         self, eid: str, raw: bytes, op_id: str | None, api_version: str
@@ -730,16 +721,25 @@ class EmulatedResource:
             "createdDateTime": iso(now),
             "lastActionDateTime": iso(now),
         }
-        op = self._new_op("endpoint", eid, op_id, _hash({"id": eid, "body": body}))
-        res = CvResource(
-            "endpoints",
-            eid,
-            0,
-            out,
-            self._phases(self.config.cnv_endpoint_deploy_s, "Running", "Succeeded"),
+        return self._create_modelled(
+            "endpoints", eid, body, out, op_id, api_version, self.config.cnv_endpoint_deploy_s
         )
+
+    def _create_modelled(
+        self,
+        kind: str,
+        rid: str,
+        body: dict[str, Any],
+        out: dict[str, Any],
+        op_id: str | None,
+        api_version: str,
+        seconds: float,
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """Store a new model or endpoint whose training/deployment runs for ``seconds``."""
+        op = self._new_op(kind[:-1], rid, op_id, _hash({"id": rid, "body": body}))
+        res = CvResource(kind, rid, 0, out, self._phases(seconds, "Running", "Succeeded"))
         if not self.store.insert_cv(res, op):
-            raise bad_request(f"An endpoint with id '{eid}' already exists.", "id")
+            raise bad_request(f"The {kind[:-1]} id '{rid}' already exists.", "id")
         self.wakeup.set()
         return out, self.op_headers(op, api_version)
 
