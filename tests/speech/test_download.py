@@ -19,7 +19,7 @@ from avatarpipe.speech import SpeechClient, download
 
 SIZE = 20 * 1024 * 1024
 BLOCK = bytes(range(256)) * 256  # 64 KiB
-SAS = "sv=2023-01-03&se=2030-01-01T00%3A00%3A00Z&sr=b&sp=r&sig=SASSECRETSIGNATURE123"
+SAS = "sv=2023-01-03&se=2030-01-01T00%3A00%3A00Z&sr=b&sp=r&sig=fake-sas-signature-1"
 KEY = "storage-must-not-see-THIS-KEY"
 
 
@@ -180,4 +180,4 @@ def test_client_download_never_sends_key_to_storage(
     assert _Handler.seen[-1]["ocp-apim-subscription-key"] == KEY
     text = caplog.text + str(info.value)
     assert "HTTP Request" in caplog.text
-    assert "SASSECRETSIGNATURE123" not in text and KEY not in text
+    assert "fake-sas-signature-1" not in text and KEY not in text
