@@ -33,11 +33,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from avatarpipe.storage import azurite
+
 REPO = Path(__file__).resolve().parents[1]
-AZURITE = REPO / ".tools" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
-AZURITE_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
+AZURITE = azurite.BINARY
 _SENTENCE = (
     "welcome to the quarterly update revenue grew twelve percent driven by strong demand "
     "in europe and asia we shipped three major releases and fixed more than two hundred bugs"
@@ -63,17 +62,7 @@ def start_azurite(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``azurite-blob`` in memory; return the process and a connection string."""
     port = _free_port()
     proc = subprocess.Popen(  # noqa: S603 - fixed argv
-        [
-            str(AZURITE),
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(port),
-            "--inMemoryPersistence",
-            "--skipApiVersionCheck",
-            "--disableTelemetry",
-            "--loose",
-        ],
+        azurite.command(port),
         cwd=workdir,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -88,12 +77,7 @@ def start_azurite(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
                 proc.kill()
                 raise RuntimeError("azurite-blob did not start") from None
             time.sleep(0.1)
-    url = f"http://127.0.0.1:{port}/devstoreaccount1"
-    conn = (
-        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-        f"AccountKey={AZURITE_KEY};BlobEndpoint={url};"
-    )
-    return proc, conn
+    return proc, azurite.connection_string(port)
 
 
 def start_emulator(state: Path, time_scale: float) -> Any:

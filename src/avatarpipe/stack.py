@@ -37,17 +37,13 @@ import typer
 import yaml
 
 from avatarpipe.errors import AvatarpipeError, ConfigError, StorageError
+from avatarpipe.storage import azurite
 from avatarpipe.storage.local import write_json_atomic
 
 __all__ = ["StackProcess", "app", "down", "status", "up"]
 
 REPO = Path(__file__).resolve().parents[2]
-AZURITE_BIN = REPO / ".tools" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
-AZURITE_ACCOUNT = "devstoreaccount1"
-# Azurite's documented development key: public, the same on every machine.
-AZURITE_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
+AZURITE_BIN = azurite.BINARY
 STATE_FILE = "state.json"
 
 app = typer.Typer(
@@ -319,7 +315,7 @@ def up(
         "ui": f"http://127.0.0.1:{ports['ui']}",
         "api": api,
         "emulator": f"http://127.0.0.1:{ports['emulator']}",
-        "azurite": f"http://127.0.0.1:{ports['azurite']}/{AZURITE_ACCOUNT}",
+        "azurite": azurite.account_url(ports["azurite"]),
     }
     bindir = Path(sys.executable).parent
     avatarpipe_bin = bindir / "avatarpipe"
@@ -354,26 +350,15 @@ def up(
         started.append(server)
         azurite_dir = state_dir / "azurite"
         azurite_dir.mkdir(exist_ok=True)
-        azurite = _spawn(
+        blob_service = _spawn(
             "azurite",
-            [
-                str(AZURITE_BIN),
-                "--blobHost",
-                "127.0.0.1",
-                "--blobPort",
-                str(ports["azurite"]),
-                "--location",
-                str(azurite_dir),
-                "--skipApiVersionCheck",
-                "--disableTelemetry",
-                "--loose",
-            ],  # fmt: skip
+            azurite.command(ports["azurite"], location=azurite_dir),
             state_dir,
             base_env,
             azurite_dir,
         )
-        azurite.url = urls["azurite"]
-        started.append(azurite)
+        blob_service.url = urls["azurite"]
+        started.append(blob_service)
         seed = _seed(
             [REPO / "templates" / "scripts"]
             + ([] if scripts.startswith("blob:") else [Path(scripts)]),
@@ -403,7 +388,7 @@ def up(
         emulator.url = urls["emulator"]
         started.append(emulator)
         _write_state(state_dir, started, urls)
-        _wait(azurite, lambda: _tcp(ports["azurite"]), timeout_s)
+        _wait(blob_service, lambda: _tcp(ports["azurite"]), timeout_s)
         _wait(emulator, lambda: _tcp(ports["emulator"]), timeout_s)
         _wait(
             server,
@@ -421,9 +406,7 @@ def up(
         if "AVATARPIPE_SPEECH_ENDPOINT" not in base_env:
             serve_env["AVATARPIPE_BACKEND"] = "emulator"
         serve_env.setdefault(
-            "AVATARPIPE_BLOB_CONNECTION_STRING",
-            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
-            f"AccountKey={AZURITE_KEY};BlobEndpoint={urls['azurite']};",
+            "AVATARPIPE_BLOB_CONNECTION_STRING", azurite.connection_string(ports["azurite"])
         )
         served = _spawn(
             "serve",

@@ -18,14 +18,12 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-TOOLS = REPO / ".tools" / "azurite"
-BINARY = TOOLS / "node_modules" / ".bin" / "azurite-blob"
+from avatarpipe.storage import azurite as dev
 
-ACCOUNT_NAME = "devstoreaccount1"
-ACCOUNT_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
+BINARY = dev.BINARY
+TOOLS = BINARY.parents[2]
+ACCOUNT_NAME = dev.ACCOUNT
+ACCOUNT_KEY = dev.ACCOUNT_KEY
 
 
 @dataclass(frozen=True)
@@ -77,17 +75,7 @@ def azurite() -> Iterator[Azurite]:
     port = _free_port()
     location = tempfile.mkdtemp(prefix="azurite-")
     proc = subprocess.Popen(
-        [
-            str(binary),
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(port),
-            "--inMemoryPersistence",
-            "--skipApiVersionCheck",
-            "--disableTelemetry",
-            "--loose",
-        ],
+        dev.command(port, binary=binary),
         cwd=location,  # --inMemoryPersistence excludes --location; keep stray files here
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from avatarpipe.stack import AZURITE_KEY
+from avatarpipe.storage.azurite import ACCOUNT_KEY as AZURITE_KEY
 from avatarpipe.storage.blob import BlobStore
 
 sys.path.insert(0, str(Path(__file__).parent))
