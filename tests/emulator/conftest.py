@@ -9,9 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
+from emu_fixtures import start_server
 
-from avatarpipe.emulator.config import EmulatorConfig
-from avatarpipe.emulator.placeholder import PlaceholderRenderer
 from avatarpipe.emulator.server import EmulatorServer
 
 KEY = "test-key"
@@ -86,17 +85,12 @@ def make_emu(tmp_path: Path) -> Iterator[EmuFactory]:
     started: list[Emu] = []
 
     def make(state_dir: Path | None = None, renderer: Any = None, **overrides: Any) -> Emu:
-        settings: dict[str, Any] = {
-            "port": 0,
-            "state_dir": state_dir or tmp_path / f"state{len(started)}",
-            "time_scale": 0.0,
-            "key": KEY,
-            "renderer": "placeholder",
-            **overrides,
-        }
-        server = EmulatorServer(
-            EmulatorConfig(**settings), renderer or PlaceholderRenderer(SMALL)
-        ).start()
+        server = start_server(
+            state_dir or tmp_path / f"state{len(started)}",
+            renderer,
+            frame=SMALL,
+            **{"key": KEY, **overrides},
+        )
         emu = Emu(server)
         started.append(emu)
         return emu

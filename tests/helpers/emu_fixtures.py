@@ -16,21 +16,26 @@ from avatarpipe.emulator.server import EmulatorServer
 EmuFactory = Callable[..., Emu]
 
 
+def start_server(
+    state_dir: Path, renderer: Any = None, *, frame: tuple[int, int] = SMALL, **overrides: Any
+) -> EmulatorServer:
+    """Start an emulator on a free port: no modelled delays, the placeholder renderer at ``frame``."""
+    config: dict[str, Any] = {
+        "port": 0,
+        "state_dir": state_dir,
+        "time_scale": 0.0,
+        "renderer": "placeholder",
+        **overrides,
+    }
+    return EmulatorServer(EmulatorConfig(**config), renderer or PlaceholderRenderer(frame)).start()
+
+
 @pytest.fixture
 def make_emu(tmp_path: Path) -> Iterator[EmuFactory]:
     started: list[Emu] = []
 
     def make(state_dir: Path | None = None, renderer: Any = None, **overrides: Any) -> Emu:
-        config: dict[str, Any] = {
-            "port": 0,
-            "state_dir": state_dir or tmp_path / f"emu{len(started)}",
-            "time_scale": 0.0,
-            "renderer": "placeholder",
-            **overrides,
-        }
-        server = EmulatorServer(
-            EmulatorConfig(**config), renderer or PlaceholderRenderer(SMALL)
-        ).start()
+        server = start_server(state_dir or tmp_path / f"emu{len(started)}", renderer, **overrides)
         emu = Emu(server)
         started.append(emu)
         return emu
