@@ -34,7 +34,7 @@ from avatarpipe.storage.local import RunDirectory, new_run_id
 from flows.preflight import TeardownPolicy, ensure_avatar_deployment, ensure_custom_voice, teardown
 from flows.report import report_run
 from flows.speech import SpeechTarget, settings
-from flows.synthesize import InputItem, SynthesisOutcome, SynthesisRequest, VideoRecord, synthesize
+from flows.synthesize import InputItem, SynthesisOutcome, SynthesisRequest, synthesize
 
 __all__ = ["PublishedVideo", "RunOptions", "script_to_video"]
 
@@ -122,12 +122,11 @@ def _manifest(
     run_id: str,
     target: SpeechTarget,
     scenes: list[SceneInput],
-    videos: list[VideoRecord],
     outcome: SynthesisOutcome,
     outputs: list[dict[str, Any]],
     timings: dict[str, float],
 ) -> dict[str, Any]:
-    by_key = {v.key: v for v in videos}
+    by_key = {v.key: v for v in outcome.videos}
     jobs = {k: j for j in outcome.jobs for k in j.scene_keys}
     scene_rows = []
     for scene in scenes:
@@ -312,7 +311,7 @@ def script_to_video(
                 out["subtitles"] = [Path(p).name for p in out["subtitles"]]
         timings["total"] = time.monotonic() - started
         manifest = _manifest(
-            script, run_id, target, per_script[script.slug], merged.videos, merged, outputs, timings
+            script, run_id, target, per_script[script.slug], merged, outputs, timings
         )
         final = run_dir.commit(manifest)
         files = sorted(p for p in final.iterdir() if p.is_file())

@@ -233,6 +233,8 @@ def ensure_emulator_avatar(
         )
     avatar: dict[str, Any] = resp.json()
     status = (avatar.get("deployment") or {}).get("status")
+    if status == "Succeeded":
+        return avatar
     if status in (None, "Failed", "Deleted"):
         log.info("custom avatar %s is not deployed: deploying it", name)
         deploy = _admin(http, "POST", f"/emulator/avatars/{name}:deploy")
