@@ -30,23 +30,23 @@ test: setup azurite ## run the whole test suite
 	@$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 lint: setup ## ruff check, ruff format --check, mypy --strict
-	@$(UV) run --frozen ruff check src flows tests benchmarks
-	@$(UV) run --frozen ruff format --check src flows tests benchmarks
+	@$(UV) run --frozen ruff check src flows tests benchmarks tools
+	@$(UV) run --frozen ruff format --check src flows tests benchmarks tools
 	@$(UV) run --frozen mypy
 
 fmt: setup ## format the code
-	@$(UV) run --frozen ruff format src flows tests benchmarks
-	@$(UV) run --frozen ruff check --fix src flows tests benchmarks
+	@$(UV) run --frozen ruff format src flows tests benchmarks tools
+	@$(UV) run --frozen ruff check --fix src flows tests benchmarks tools
 
 bench: setup ## run the benchmarks (installs moviepy for the comparison)
 	@$(UV) sync --frozen --quiet --group bench
 	@for b in benchmarks/*.py; do echo "== $$b"; $(UV) run --frozen --group bench python $$b || exit 1; done
 
 up: setup azurite ## start Prefect server + UI, emulator, Azurite and the served deployments (logs in .stack/)
-	@$(UV) run --frozen python -m avatarpipe.stack up
+	@$(UV) run --frozen python -m avatarpipe.cli.stack up
 
 down: ## stop exactly what `make up` started
-	@$(UV) run --frozen python -m avatarpipe.stack down
+	@$(UV) run --frozen python -m avatarpipe.cli.stack down
 
 clean: ## remove caches and local tools (keeps outputs/)
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

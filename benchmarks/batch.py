@@ -120,16 +120,18 @@ def run_ours(
     """The synthesize flow on a fresh emulator; wall time, requests, the ideal."""
     from avatarpipe.batch.fetch import fetch_job
     from avatarpipe.batch.plan import JobOptions, VideoInput, plan_jobs
-    from avatarpipe.speech.client import SpeechClient
+    from avatarpipe.batch.run import SynthesisRequest
+    from avatarpipe.connect import open_speech
+    from avatarpipe.settings import Settings
     from avatarpipe.speech.models import (
         BatchAvatarConfig,
         BatchSynthesisConfig,
-        InputKind,
         VideoCodec,
     )
+    from avatarpipe.speech.ratelimit import UnlimitedBudget
     from avatarpipe.storage.blob import BlobStore
-    from flows.speech import SpeechTarget
-    from flows.synthesize import InputItem, SynthesisRequest, synthesize
+    from flows.connections import SpeechTarget
+    from flows.synthesize import synthesize
 
     emu = start_emulator(work / "emu-ours", time_scale)
     try:
@@ -142,7 +144,7 @@ def run_ours(
         request = SynthesisRequest(
             label="bench",
             inputs=[
-                InputItem(key=f"scene-{i:03d}", content=scene_text(i), input_kind="PlainText")
+                VideoInput(key=f"scene-{i:03d}", content=scene_text(i), input_kind="PlainText")
                 for i in range(1, scenes + 1)
             ],
             avatar=avatar,
@@ -165,13 +167,19 @@ def run_ours(
         longest = max(outcome.jobs, key=lambda j: j.duration_ms or 0)
         modelled = modelled_job_s(longest.duration_ms or 0, time_scale)
         options = JobOptions(avatar=avatar, synthesis=synthesis, label="bench")
-        items = [VideoInput(i.key, i.content, InputKind.PLAIN_TEXT) for i in request.inputs]
+        items = request.inputs
         planned = {j.job_id: j for j in plan_jobs(items, options, pack=pack)}
         store = None
         if pack:
             conn = os.environ["AVATARPIPE_BLOB_CONNECTION_STRING"]
             store = BlobStore.from_connection_string(conn, "avatarpipe")
-        with SpeechClient(emu.url, key=KEY) as client:
+        with open_speech(
+            Settings(speech_key=KEY),  # type: ignore[arg-type]
+            endpoint=emu.url,
+            backend="emulator",
+            budget=UnlimitedBudget(),
+        ) as clients:
+            client = clients.batch
             view = client.get_synthesis(longest.job_id)
             t0 = time.monotonic()
             fetch_job(
@@ -179,7 +187,7 @@ def run_ours(
                 view,
                 planned[longest.job_id],
                 work / "cache-alone",
-                blob_fetch=store.download if store else None,
+                blob_stream=store.stream if store else None,
             )
             download_alone = time.monotonic() - t0
         ideal = modelled + download_alone

@@ -78,8 +78,10 @@ def fetch_worker(size_mb: int) -> dict[str, float]:
     """Serve a padded MP4 of ``size_mb`` MB locally and fetch it; return peak RSS figures."""
     from avatarpipe.batch.fetch import fetch_job
     from avatarpipe.batch.plan import JobOptions, VideoInput, plan_jobs
-    from avatarpipe.speech.client import SpeechClient
+    from avatarpipe.connect import open_speech
+    from avatarpipe.settings import Settings
     from avatarpipe.speech.models import BatchAvatarConfig, BatchSynthesis
+    from avatarpipe.speech.ratelimit import UnlimitedBudget
 
     with tempfile.TemporaryDirectory(prefix="avatarpipe-bench-mem-") as tmp:
         root = Path(tmp)
@@ -94,7 +96,9 @@ def fetch_worker(size_mb: int) -> dict[str, float]:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         base = f"http://127.0.0.1:{server.server_address[1]}"
         avatar = BatchAvatarConfig(talking_avatar_character="lisa", talking_avatar_style="casual")
-        planned = plan_jobs([VideoInput("scene-001", "Hello.")], JobOptions(avatar=avatar))[0]
+        planned = plan_jobs(
+            [VideoInput(key="scene-001", content="Hello.")], JobOptions(avatar=avatar)
+        )[0]
         job = BatchSynthesis.model_validate(
             {
                 "id": planned.job_id,
@@ -107,7 +111,13 @@ def fetch_worker(size_mb: int) -> dict[str, float]:
         )
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         started = time.monotonic()
-        with SpeechClient("http://127.0.0.1:1", key=KEY) as client:
+        with open_speech(
+            Settings(speech_key=KEY),  # type: ignore[arg-type]
+            endpoint="http://127.0.0.1:1",
+            backend="emulator",
+            budget=UnlimitedBudget(),
+        ) as clients:
+            client = clients.batch
             videos = fetch_job(client, job, planned, root / "cache")
         elapsed = time.monotonic() - started
         server.shutdown()
@@ -138,14 +148,18 @@ def prefect_overhead(scenes: int, work: Path) -> dict[str, float]:
 
     from avatarpipe.batch.fetch import fetch_job
     from avatarpipe.batch.plan import JobOptions, VideoInput, plan_jobs
-    from avatarpipe.batch.track import JobLookup, submit_jobs, wait_for_jobs
+    from avatarpipe.batch.run import SynthesisRequest
+    from avatarpipe.batch.submit import JobLookup, submit_jobs
+    from avatarpipe.batch.wait import wait_for_jobs
+    from avatarpipe.connect import open_speech
     from avatarpipe.emulator.config import EmulatorConfig
     from avatarpipe.emulator.placeholder import PlaceholderRenderer
     from avatarpipe.emulator.server import EmulatorServer
-    from avatarpipe.speech.client import SpeechClient
+    from avatarpipe.settings import Settings
     from avatarpipe.speech.models import BatchAvatarConfig, BatchSynthesisConfig, InputKind
-    from flows.speech import SpeechTarget
-    from flows.synthesize import InputItem, SynthesisRequest, synthesize
+    from avatarpipe.speech.ratelimit import UnlimitedBudget
+    from flows.connections import SpeechTarget
+    from flows.synthesize import synthesize
 
     @flow(name="bench-warm-up")
     def warm_up() -> None:
@@ -163,10 +177,19 @@ def prefect_overhead(scenes: int, work: Path) -> dict[str, float]:
     emu = emulator("emu-plain")
     try:
         started = time.monotonic()
-        items = [VideoInput(f"scene-{i:03d}", t, InputKind.PLAIN_TEXT) for i, t in enumerate(texts)]
+        items = [
+            VideoInput(key=f"scene-{i:03d}", content=t, input_kind=InputKind.PLAIN_TEXT)
+            for i, t in enumerate(texts)
+        ]
         planned = plan_jobs(items, JobOptions(avatar=avatar, synthesis=synthesis, label="plain"))
         by_id = {j.job_id: j for j in planned}
-        with SpeechClient(emu.url, key=KEY) as client:
+        with open_speech(
+            Settings(speech_key=KEY),  # type: ignore[arg-type]
+            endpoint=emu.url,
+            backend="emulator",
+            budget=UnlimitedBudget(),
+        ) as clients:
+            client = clients.batch
             lookup = JobLookup(client)
             submit_jobs(client, lookup, planned)
             done = wait_for_jobs(lookup, list(by_id), poll_interval_s=0.2, timeout_s=600)
@@ -181,7 +204,7 @@ def prefect_overhead(scenes: int, work: Path) -> dict[str, float]:
         request = SynthesisRequest(
             label="flow",
             inputs=[
-                InputItem(key=f"scene-{i:03d}", content=t, input_kind="PlainText")
+                VideoInput(key=f"scene-{i:03d}", content=t, input_kind="PlainText")
                 for i, t in enumerate(texts)
             ],
             avatar=avatar,

@@ -47,7 +47,7 @@ def _text_for(seconds: float) -> str:
 def worker(seconds: float) -> dict[str, float]:
     from avatarpipe.emulator.render import AvatarRenderer
     from avatarpipe.emulator.render.avatar import sprites_for
-    from avatarpipe.emulator.renderer import RenderSpec
+    from avatarpipe.emulator.rendering import RenderSpec
 
     text = _text_for(seconds)
     spec = RenderSpec(

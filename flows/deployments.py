@@ -8,7 +8,7 @@
   (more are queued).
 
 Every run of both takes its Speech requests from one shared Prefect rate limit (see
-``flows/speech.py``), so the request budget holds across all of them. Parameters are plain data
+``flows/connections.py``), so the request budget holds across all of them. Parameters are plain data
 and carry no secrets: keys and connection strings stay in the serving process's environment.
 """
 
@@ -16,24 +16,20 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from prefect import serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
-from prefect.settings import get_current_settings
 from prefect.types.entrypoint import EntrypointType
 
+from flows.connections import SpeechTarget
 from flows.nightly import nightly
 from flows.script_to_video import script_to_video
-from flows.speech import SpeechTarget
 
 __all__ = [
     "ADHOC",
     "DEFAULT_CRON",
     "NIGHTLY",
     "build_deployments",
-    "prefect_api_url",
-    "serve_deployments",
 ]
 
 NIGHTLY = "nightly"
@@ -67,19 +63,14 @@ def build_deployments(
     Returns:
         ``[nightly, adhoc]``, not yet registered: ``serve(*deployments)`` or ``d.apply()``.
     """
-    options: dict[str, Any] = {}
-    if out_dir is not None:
-        options["out_dir"] = out_dir
-    if poll_interval_s is not None:
-        options["poll_interval_s"] = poll_interval_s
-    nightly_params: dict[str, Any] = {"source": scripts}
-    adhoc_params: dict[str, Any] = {}
+    common: dict[str, Any] = {}  # the parameters both deployments get
     if target is not None:
-        nightly_params["target"] = target.model_dump(mode="json")
-        adhoc_params["target"] = target.model_dump(mode="json")
-    if options:
-        nightly_params["options"] = dict(options)
-        adhoc_params["options"] = dict(options)
+        common["target"] = target.model_dump(mode="json")
+    options = {"out_dir": out_dir, "poll_interval_s": poll_interval_s}
+    if any(v is not None for v in options.values()):
+        common["options"] = {k: v for k, v in options.items() if v is not None}
+    nightly_params = {"source": scripts, **common}
+    adhoc_params = dict(common)
     nightly_dep = nightly.to_deployment(
         name=NIGHTLY,
         schedules=[Cron(cron, timezone=timezone, slug="nightly")],
@@ -103,19 +94,3 @@ def build_deployments(
     )
     # Called synchronously, to_deployment returns the deployment (not a coroutine).
     return [cast(RunnerDeployment, nightly_dep), cast(RunnerDeployment, adhoc_dep)]
-
-
-def prefect_api_url() -> str | None:
-    """The Prefect API this process talks to (``PREFECT_API_URL``), or ``None``."""
-    url = get_current_settings().api.url
-    return str(url) if url else None
-
-
-def serve_deployments(deployments: list[RunnerDeployment], *, limit: int = 4) -> None:
-    """Register the deployments and run their flow runs in this process until interrupted.
-
-    Args:
-        deployments: What to serve (see :func:`build_deployments`).
-        limit: Most flow runs this process executes at once.
-    """
-    serve(*deployments, pause_on_shutdown=False, limit=limit)

@@ -7,34 +7,15 @@ is a flow of its own so it shows in the UI as a named step of the main run.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
-import httpx
 from prefect import flow, get_run_logger
 
-from avatarpipe.batch.preflight import (
-    ensure_custom_voice as check_custom_voice,
-)
-from avatarpipe.batch.preflight import (
-    ensure_emulator_avatar,
-    probe_azure_avatar,
-    remove_emulator_avatar,
-)
-from flows.speech import EMULATOR_KEY, SpeechTarget, ensure_rate_limit, open_client, settings
+from avatarpipe.resource.avatars import ensure_avatar
+from avatarpipe.resource.teardown import TeardownPolicy, stop_hosting
+from avatarpipe.resource.voices import ensure_custom_voice as check_custom_voice
+from flows.connections import SpeechTarget, ensure_rate_limit, open_clients, settings
 
-__all__ = ["ensure_avatar_deployment", "ensure_custom_voice", "teardown"]
-
-TeardownPolicy = Literal["keep", "suspend-voice", "remove-avatar", "both"]
-
-
-def _admin_http(target: SpeechTarget) -> httpx.Client:
-    conf = settings()
-    key = conf.speech_key.get_secret_value() if conf.speech_key else EMULATOR_KEY
-    return httpx.Client(
-        base_url=target.endpoint,
-        headers={"Ocp-Apim-Subscription-Key": key},
-        timeout=httpx.Timeout(30.0, connect=10.0),
-    )
+__all__ = ["TeardownPolicy", "ensure_avatar_deployment", "ensure_custom_voice", "teardown"]
 
 
 @flow(name="ensure-avatar-deployment", flow_run_name="avatar-{character}")
@@ -74,27 +55,24 @@ def ensure_avatar_deployment(
     if not customized:
         logger.info("%s is a standard avatar: no deployment to check", character)
         return "standard"
-    if target.backend == "emulator":
-        with _admin_http(target) as http:
-            ensure_emulator_avatar(
-                http, character, timeout_s=timeout_s, poll_interval_s=poll_interval_s
-            )
-        logger.info("custom avatar %s is deployed", character)
-        return "deployed"
-    ensure_rate_limit(target.rate_limit_name, target.requests_per_minute)
+    if target.backend != "emulator":
+        ensure_rate_limit(target.rate_limit_name, target.requests_per_minute)
     cache = Path(settings().output_dir) / ".cache" / "avatar-probes.json"
-    with open_client(target) as client:
-        ran = probe_azure_avatar(
-            client,
+    with open_clients(target) as clients:
+        result = ensure_avatar(
+            clients.batch,
+            clients.admin,
+            character,
             endpoint=target.endpoint,
-            character=character,
-            voice=probe_voice,
-            custom_voices=probe_custom_voices,
+            probe_voice=probe_voice,
+            probe_custom_voices=probe_custom_voices,
             cache_file=cache,
             timeout_s=timeout_s,
-            poll_interval_s=max(poll_interval_s, 30.0),
+            poll_interval_s=poll_interval_s,
         )
-    return "probed" if ran else "cached"
+    if result == "deployed":
+        logger.info("custom avatar %s is deployed", character)
+    return result
 
 
 @flow(name="ensure-custom-voice", flow_run_name="voice-{voice_name}")
@@ -125,9 +103,9 @@ def ensure_custom_voice(
         WaitTimeoutError: Not ready in time.
     """
     ensure_rate_limit(target.rate_limit_name, target.requests_per_minute)
-    with open_client(target) as client:
+    with open_clients(target) as clients:
         endpoint = check_custom_voice(
-            client,
+            clients.voice,
             voice_name,
             deployment_id,
             timeout_s=timeout_s,
@@ -146,15 +124,7 @@ def teardown(
     character: str | None = None,
     deployment_ids: list[str] | None = None,
 ) -> list[str]:
-    """Stop paying for idle hosting after a run.
-
-    Args:
-        policy: ``keep``; ``suspend-voice`` (suspend the CNV endpoints); ``remove-avatar``
-            (remove the custom avatar deployment: emulator only, Azure has no API for it);
-            ``both``.
-        target: Where the Speech service is.
-        character: The custom avatar to remove.
-        deployment_ids: The CNV endpoints to suspend.
+    """Stop paying for idle hosting after a run (see :func:`stop_hosting` for the policies).
 
     Returns:
         What was done, one line each.
@@ -162,24 +132,13 @@ def teardown(
     Raises:
         DeploymentError: Removing the avatar deployment failed.
     """
-    done: list[str] = []
     logger = get_run_logger()
-    if policy in ("suspend-voice", "both") and deployment_ids:
-        with open_client(target) as client:
-            for endpoint_id in deployment_ids:
-                client.suspend_endpoint(endpoint_id)
-                done.append(f"suspended custom voice endpoint {endpoint_id}")
-    if policy in ("remove-avatar", "both") and character:
-        if target.backend != "emulator":
-            logger.warning(
-                "Azure has no API to remove custom avatar deployments: delete %s in Speech Studio "
-                "(Custom Avatar > Deploy model) to stop paying for hosting",
-                character,
-            )
-        else:
-            with _admin_http(target) as http:
-                remove_emulator_avatar(http, character)
-            done.append(f"removed custom avatar deployment {character}")
+    with open_clients(target) as clients:
+        done, todo = stop_hosting(
+            clients, policy, character=character, deployment_ids=deployment_ids
+        )
+    for line in todo:
+        logger.warning(line)
     for line in done:
         logger.info(line)
     return done

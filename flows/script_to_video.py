@@ -8,12 +8,8 @@ configured) -> report -> optional teardown.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
 import time
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -22,23 +18,27 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
 from avatarpipe import progress
+from avatarpipe.batch.run import SynthesisOutcome
 from avatarpipe.media.postprocess import OutputResult, PostJob, concat_copy, process_outputs
-from avatarpipe.media.presets import Preset, load_preset
-from avatarpipe.media.tracks import scene_cues
-from avatarpipe.scripts.jobs import SceneInput, custom_voices, scene_inputs
+from avatarpipe.publish.blob import ensure_container
+from avatarpipe.publish.folder import RunDirectory, new_run_id
+from avatarpipe.publish.release import PublishedVideo, release
+from avatarpipe.publish.variants import joined_path, output_jobs
+from avatarpipe.scripts.jobs import (
+    RenderedScene,
+    custom_avatar_scripts,
+    custom_voices,
+    scene_inputs,
+    synthesis_requests,
+)
 from avatarpipe.scripts.loader import load_bulk, load_script
 from avatarpipe.scripts.model import Script
-from avatarpipe.scripts.ssml import script_hash
-from avatarpipe.storage.blob import BlobStore, store_from_settings
-from avatarpipe.storage.local import RunDirectory, new_run_id
+from flows.connections import SpeechTarget, blob_store
 from flows.preflight import TeardownPolicy, ensure_avatar_deployment, ensure_custom_voice, teardown
 from flows.report import report_run
-from flows.speech import SpeechTarget, settings
-from flows.synthesize import InputItem, SynthesisOutcome, SynthesisRequest, synthesize
+from flows.synthesize import synthesize
 
 __all__ = ["PublishedVideo", "RunOptions", "script_to_video"]
-
-log = logging.getLogger(__name__)
 
 
 class RunOptions(BaseModel):
@@ -65,17 +65,6 @@ class RunOptions(BaseModel):
     run_id: str | None = None
 
 
-class PublishedVideo(BaseModel):
-    """One script's published run."""
-
-    slug: str
-    folder: str
-    videos: list[str]
-    manifest: str
-    duration_s: float
-    blob_names: list[str] = Field(default_factory=list)
-
-
 def _run_name() -> str:
     params = flow_run.parameters or {}
     name = Path(str(params.get("script_path", "script"))).stem
@@ -91,13 +80,9 @@ def load_scripts(script_path: str, csv_path: str | None) -> list[Script]:
 
 
 @task(name="render-ssml", task_run_name="ssml-{script.slug}", cache_policy=NO_CACHE)
-def render_ssml(script: Script) -> list[SceneInput]:
+def render_ssml(script: Script) -> list[RenderedScene]:
     """Render every scene of one script to well-formed SSML."""
     return scene_inputs(script)
-
-
-def _preset_for(script: Script, variant: str) -> Preset:
-    return load_preset(script.post.preset, dict(script.post.overrides)).for_aspect(variant)  # type: ignore[arg-type]
 
 
 @task(name="post-process", task_run_name="post-process-{label}", cache_policy=NO_CACHE)
@@ -117,58 +102,77 @@ def join_scenes(scenes: list[Path], out: Path, label: str) -> Path:
     return out
 
 
-def _manifest(
-    script: Script,
-    run_id: str,
-    target: SpeechTarget,
-    scenes: list[SceneInput],
-    outcome: SynthesisOutcome,
-    outputs: list[dict[str, Any]],
-    timings: dict[str, float],
-) -> dict[str, Any]:
-    by_key = {v.key: v for v in outcome.videos}
-    jobs = {k: j for j in outcome.jobs for k in j.scene_keys}
-    scene_rows = []
-    for scene in scenes:
-        video = by_key[scene.key]
-        job = jobs.get(scene.key)
-        scene_rows.append(
-            {
-                "key": scene.key,
-                "index": scene.index,
-                "ssml_sha256": hashlib.sha256(scene.ssml.encode()).hexdigest(),
-                "job_id": video.job_id,
-                "job_status": job.status if job else None,
-                "billing_seconds": job.billing_seconds if job else None,
-                "video": {
-                    "cache_path": video.path,
-                    "size_bytes": video.size_bytes,
-                    "sha256": video.sha256,
-                    "duration_ms": video.duration_ms,
-                },
-            }
+def _preflight(scripts: list[Script], target: SpeechTarget) -> set[tuple[str, str]]:
+    """Make the custom avatars and voices usable; return the (voice, deployment id) pairs."""
+    for first in custom_avatar_scripts(scripts):
+        ensure_avatar_deployment(
+            first.avatar.character,
+            target,
+            customized=True,
+            probe_voice=first.voice.name,
+            probe_custom_voices=custom_voices(first),
         )
-    return {
-        "schema": "avatarpipe.manifest/1",
-        "title": script.title,
-        "slug": script.slug,
-        "run_id": run_id,
-        "flow_run_id": str(flow_run.id) if flow_run.id else None,
-        "script_sha256": script_hash(script),
-        "backend": target.backend,
-        "endpoint": target.endpoint,
-        "avatar": script.avatar.model_dump(mode="json"),
-        "voice": {
-            "name": script.voice.name,
-            "deployment_id": str(script.voice.deployment_id or ""),
-        },
-        "scenes": scene_rows,
-        "outputs": outputs,
-        "billing": {
-            "avatar_seconds": sum(r["billing_seconds"] or 0 for r in scene_rows),
-        },
-        "timings_s": timings,
-    }
+    voices = {(s.voice.name, str(s.voice.deployment_id)) for s in scripts if s.voice.deployment_id}
+    for voice_name, deployment_id in sorted(voices):
+        ensure_custom_voice(voice_name, deployment_id, target)
+    return voices
+
+
+def _teardown(
+    policy: TeardownPolicy,
+    scripts: list[Script],
+    target: SpeechTarget,
+    voices: set[tuple[str, str]],
+) -> None:
+    """Stop paying for the run's idle custom avatar and voices (``keep``: leave them)."""
+    if policy == "keep":
+        return
+    characters = sorted({s.avatar.character for s in scripts if s.avatar.customized})
+    teardown(
+        policy,
+        target,
+        character=characters[0] if characters else None,
+        deployment_ids=sorted({d for _, d in voices}),
+    )
+
+
+def _synthesize_all(
+    scripts: list[Script],
+    per_script: dict[str, list[RenderedScene]],
+    target: SpeechTarget,
+    opts: RunOptions,
+    label: str,
+) -> SynthesisOutcome:
+    """One ``synthesize`` run per avatar and custom voice set; their outcomes merged."""
+    requests = synthesis_requests(
+        scripts,
+        per_script,
+        label=label,
+        pack=opts.pack,
+        cache_dir=str(Path(opts.out_dir) / ".cache" / "jobs"),
+        poll_interval_s=opts.poll_interval_s,
+        timeout_s=opts.timeout_s,
+        delete_after_download=opts.delete_jobs,
+    )
+    return SynthesisOutcome.merge([synthesize(request, target) for request in requests])
+
+
+def _render(
+    scripts: list[Script],
+    scene_files: dict[str, list[Path]],
+    run_dirs: dict[str, RunDirectory],
+    postprocess: bool,
+    label: str,
+) -> dict[str, list[OutputResult] | None]:
+    """Each script's outputs, rendered into its run folder (``None``: scenes only joined)."""
+    if not postprocess:
+        for s in scripts:
+            join_scenes(scene_files[s.slug], joined_path(s, run_dirs[s.slug]), s.slug)
+        return dict.fromkeys(run_dirs)
+    jobs = {s.slug: output_jobs(s, scene_files[s.slug], run_dirs[s.slug]) for s in scripts}
+    flat = [job for slug_jobs in jobs.values() for job in slug_jobs]
+    results = iter(post_process(flat, label) if flat else [])
+    return {slug: [next(results) for _ in slug_jobs] for slug, slug_jobs in jobs.items()}
 
 
 @flow(name="script-to-video", flow_run_name=_run_name, log_prints=True)
@@ -199,180 +203,52 @@ def script_to_video(
     opts = options or RunOptions()
     logger = get_run_logger()
     started = time.monotonic()
-    timings: dict[str, float] = {}
     scripts = load_scripts(script_path, csv_path)
-    timings["validate"] = time.monotonic() - started
-
+    timings = {"validate": time.monotonic() - started}
     t0 = time.monotonic()
-    for character, customized in sorted(
-        {(s.avatar.character, s.avatar.customized) for s in scripts}
-    ):
-        if customized:
-            first = next(s for s in scripts if s.avatar.character == character)
-            ensure_avatar_deployment(
-                character,
-                target,
-                customized=True,
-                probe_voice=first.voice.name,
-                probe_custom_voices=custom_voices(first),
-            )
-    voices = {(s.voice.name, str(s.voice.deployment_id)) for s in scripts if s.voice.deployment_id}
-    for voice_name, deployment_id in sorted(voices):
-        ensure_custom_voice(voice_name, deployment_id, target)
+    voices = _preflight(scripts, target)
     timings["preflight"] = time.monotonic() - t0
-
     t0 = time.monotonic()
     per_script = {s.slug: render_ssml(s) for s in scripts}
-    groups: dict[str, list[tuple[Script, SceneInput]]] = {}
-    for script in scripts:
-        for scene in per_script[script.slug]:
-            group = json.dumps([scene.avatar.wire(), custom_voices(script)], sort_keys=True)
-            groups.setdefault(group, []).append((script, scene))
-    outcomes: list[SynthesisOutcome] = []
-    cache_dir = str(Path(opts.out_dir) / ".cache" / "jobs")
     label = scripts[0].slug if len(scripts) == 1 else f"{scripts[0].slug}-bulk"
-    for members in groups.values():
-        script0, scene0 = members[0]
-        outcomes.append(
-            synthesize(
-                SynthesisRequest(
-                    label=label,
-                    inputs=[InputItem(key=sc.key, content=sc.ssml) for _, sc in members],
-                    avatar=scene0.avatar,
-                    custom_voices=custom_voices(script0),
-                    pack=opts.pack,
-                    cache_dir=cache_dir,
-                    poll_interval_s=opts.poll_interval_s,
-                    timeout_s=opts.timeout_s,
-                    delete_after_download=opts.delete_jobs,
-                ),
-                target,
-            )
-        )
+    outcome = _synthesize_all(scripts, per_script, target, opts, label)
     timings["synthesize"] = time.monotonic() - t0
-    videos = {v.key: v for o in outcomes for v in o.videos}
-    merged = SynthesisOutcome(
-        videos=list(videos.values()),
-        jobs=[j for o in outcomes for j in o.jobs],
-        service_requests=sum(o.service_requests for o in outcomes),
-    )
-
     t0 = time.monotonic()
+    videos = {v.key: Path(v.path) for v in outcome.videos}
+    scene_files = {slug: [videos[s.video.key] for s in ss] for slug, ss in per_script.items()}
     run_id = opts.run_id or new_run_id(str(flow_run.id or "local"))
-    root = Path(opts.out_dir)
-    run_dirs = {s.slug: RunDirectory(root, s.slug, run_id) for s in scripts}
-    post_jobs: list[PostJob] = []
-    owners: list[str] = []
+    run_dirs = {s.slug: RunDirectory(Path(opts.out_dir), s.slug, run_id) for s in scripts}
     try:
-        for script in scripts:
-            scene_files = [Path(videos[sc.key].path) for sc in per_script[script.slug]]
-            run_dir = run_dirs[script.slug]
-            if not opts.postprocess:
-                join_scenes(scene_files, run_dir.path(f"{script.slug}.mp4"), script.slug)
-                continue
-            cues = [scene_cues(p) for p in scene_files]
-            for variant in script.post.variants:
-                preset = _preset_for(script, variant)
-                suffix = "" if variant == "16:9" else "-" + variant.replace(":", "x")
-                post_jobs.append(
-                    PostJob(
-                        scenes=scene_files,
-                        preset=preset,
-                        out_path=run_dir.path(f"{script.slug}{suffix}{preset.suffix}"),
-                        intro=script.post.intro,
-                        outro=script.post.outro,
-                        music=script.post.music,
-                        logo=script.post.logo,
-                        scene_cues=cues,
-                    )
-                )
-                owners.append(script.slug)
-        results = post_process(post_jobs, label) if post_jobs else []
+        results = _render(scripts, scene_files, run_dirs, opts.postprocess, label)
     except BaseException:
         for run_dir in run_dirs.values():
             run_dir.abandon()
         raise
     timings["postprocess"] = time.monotonic() - t0
-
     published: list[PublishedVideo] = []
-    store = _store()
+    store = ensure_container(blob_store())
     for script in scripts:
-        run_dir = run_dirs[script.slug]
-        mine = [r for r, owner in zip(results, owners, strict=True) if owner == script.slug]
-        outputs = [r.to_manifest() for r in mine]
-        if not opts.postprocess:
-            joined = run_dir.path(f"{script.slug}.mp4")
-            outputs = [{"path": joined.name, "size_bytes": joined.stat().st_size}]
-        for out in outputs:
-            for key in ("path", "thumbnail", "contact_sheet"):
-                if isinstance(out.get(key), str):
-                    out[key] = Path(out[key]).name
-            if isinstance(out.get("subtitles"), list):
-                out["subtitles"] = [Path(p).name for p in out["subtitles"]]
         timings["total"] = time.monotonic() - started
-        manifest = _manifest(
-            script, run_id, target, per_script[script.slug], merged, outputs, timings
+        item = release(
+            script,
+            run_dirs[script.slug],
+            per_script[script.slug],
+            outcome,
+            results[script.slug],
+            store=store,
+            flow_run_id=str(flow_run.id) if flow_run.id else None,
+            backend=target.backend,
+            endpoint=target.endpoint,
+            timings=timings,
         )
-        final = run_dir.commit(manifest)
-        files = sorted(p for p in final.iterdir() if p.is_file())
-        blob_names: list[str] = []
-        if store is not None:
-            blob_names = _publish_blobs(store, script, run_id, files, merged)
-        duration = max((float(o.get("duration_s", 0.0)) for o in outputs), default=0.0)
-        if not duration:
-            duration = sum(videos[sc.key].duration_ms for sc in per_script[script.slug]) / 1000
-        video_files = [str(p) for p in files if p.suffix in (".mp4", ".webm", ".mov", ".mkv")]
-        published.append(
-            PublishedVideo(
-                slug=script.slug,
-                folder=str(final),
-                videos=video_files,
-                manifest=str(final / "manifest.json"),
-                duration_s=duration,
-                blob_names=blob_names,
-            )
-        )
-        progress.report("published", script.slug, str(final))
+        published.append(item)
+        progress.report("published", script.slug, item.folder)
         emit_event(
             "avatarpipe.video.published",
             resource={"prefect.resource.id": f"avatarpipe.run.{script.slug}.{run_id}"},
-            payload={"folder": str(final), "videos": [Path(v).name for v in video_files]},
+            payload={"folder": item.folder, "videos": [Path(v).name for v in item.videos]},
         )
-        logger.info("published %s", final)
-    report_run(published, merged)
-    if opts.teardown != "keep":
-        deployment_ids = sorted({d for _, d in voices})
-        characters = sorted({s.avatar.character for s in scripts if s.avatar.customized})
-        teardown(
-            opts.teardown,
-            target,
-            character=characters[0] if characters else None,
-            deployment_ids=deployment_ids,
-        )
+        logger.info("published %s", item.folder)
+    report_run(published, outcome, store)
+    _teardown(opts.teardown, scripts, target, voices)
     return published
-
-
-def _store() -> BlobStore | None:
-    store = store_from_settings(settings())
-    if store is not None:
-        store.ensure_container()
-    return store
-
-
-def _publish_blobs(
-    store: BlobStore, script: Script, run_id: str, files: list[Path], outcome: SynthesisOutcome
-) -> list[str]:
-    """Upload a published folder and return the blob names.
-
-    Read links are minted on demand, never stored: a SAS must not reach the Prefect database.
-    """
-    mine = {
-        j.job_id for j in outcome.jobs if any(k.startswith(script.slug + "/") for k in j.scene_keys)
-    }
-    metadata = {"script": script.slug, "run_id": run_id, "job_ids": ",".join(sorted(mine))[:1000]}
-    names = []
-    for path in files:
-        name = f"{script.slug}/{run_id}/{path.name}"
-        store.upload(path, name, metadata=metadata)
-        names.append(name)
-    return names

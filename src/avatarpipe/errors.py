@@ -9,14 +9,16 @@ flows) tell them apart by class, never by message text::
     │   ├── ScriptError                  a script file, CSV row or template is invalid
     │   ├── RequestValidationError       a request the service would reject (checked before sending)
     │   └── PresetError                  an unknown or invalid post-processing preset
-    ├── ServiceError                     the Speech service answered with an error
-    │   ├── TransientServiceError        429, 5xx, transport failures: retried with backoff
-    │   │   └── RateLimitedError         429 (carries ``retry_after`` when the service sent one)
-    │   └── PermanentServiceError        other 4xx: never retried
-    │       ├── AuthenticationError      401/403: wrong key, token, region or tier
-    │       ├── NotFoundError            404: the job, endpoint or model does not exist here
-    │       └── ConflictError            409, or a re-used id whose request differs
-    ├── ResponseError                    the service's answer is malformed (bad JSON, wrong shape)
+    ├── ServiceError                     a call to the service failed; carries method and URL
+    │   ├── ServiceRequestError          no answer: connect error, or a timeout before any response
+    │   └── HttpResponseError            the service answered, with an error or a malformed answer
+    │       ├── TransientServiceError    429, 5xx: retried with backoff
+    │       │   └── RateLimitedError     429 (carries ``retry_after`` when the service sent one)
+    │       ├── PermanentServiceError    other 4xx: never retried
+    │       │   ├── AuthenticationError  401/403: wrong key, token, region or tier
+    │       │   ├── NotFoundError        404: the job, endpoint or model does not exist here
+    │       │   └── ConflictError        409, or a re-used id whose request differs
+    │       └── ResponseError            a malformed answer (bad JSON, wrong shape, bad nextLink)
     ├── OutcomeError                     a request worked but the work did not
     │   ├── SynthesisFailedError         a batch job ended ``Failed`` (carries the service's error)
     │   ├── WaitTimeoutError             a job, endpoint or deployment did not finish in time
@@ -27,7 +29,9 @@ flows) tell them apart by class, never by message text::
     ├── MediaError                       ffmpeg failed or a media file is broken (stderr tail)
     └── StorageError                     Blob Storage or the local output tree could not be written
 
-Service errors carry the HTTP status, the service's ``error.code`` and ``error.message``, the
+:data:`TRANSIENT_ERRORS` (``ServiceRequestError`` and ``TransientServiceError``) is what the
+retry policy retries. Service errors carry the request's method and URL (signatures masked); when
+the service answered, also the HTTP status, the service's ``error.code`` and ``error.message``, the
 ``x-ms-error-code`` header and the ``apim-request-id`` header (quote it to Azure support).
 Messages never contain secrets: keys and SAS signatures are redacted before they are formatted.
 """
@@ -44,6 +48,7 @@ __all__ = [
     "CustomVoiceError",
     "DeploymentError",
     "DownloadError",
+    "HttpResponseError",
     "InvalidInputError",
     "MediaError",
     "NotFoundError",
@@ -56,8 +61,10 @@ __all__ = [
     "ResultExpiredError",
     "ScriptError",
     "ServiceError",
+    "ServiceRequestError",
     "StorageError",
     "SynthesisFailedError",
+    "TRANSIENT_ERRORS",
     "TransientServiceError",
     "WaitTimeoutError",
     "redact",
@@ -68,6 +75,8 @@ _SECRET_PATTERNS = [
     (re.compile(r"(?i)([?&](?:sig|signature|skoid|sktid|skt|ske|sks|skv)=)[^&\s\"']+"), r"\1***"),
     # Connection-string account keys.
     (re.compile(r"(?i)(AccountKey=)[^;\s\"']+"), r"\1***"),
+    # Connection-string SAS tokens (whatever their first parameter).
+    (re.compile(r"(?i)(SharedAccessSignature=)[^;\s\"']+"), r"\1***"),
     # Header-style secrets.
     (re.compile(r"(?i)(Ocp-Apim-Subscription-Key[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"), r"\1***"),
     (re.compile(r"(?i)(Authorization[\"']?\s*[:=]\s*[\"']?Bearer\s+)[^\s\"',}]+"), r"\1***"),
@@ -144,10 +153,12 @@ class PresetError(InvalidInputError):
 
 
 class ServiceError(AvatarpipeError):
-    """The Speech service answered with an error status.
+    """A call to the service failed (see :class:`ServiceRequestError`, :class:`HttpResponseError`).
 
     Attributes:
-        status_code: The HTTP status, or ``None`` for a transport failure.
+        method: The request's HTTP method, when known.
+        url: The request's URL with any signature masked, when known.
+        status_code: The HTTP status, or ``None`` when no answer came.
         code: The service's ``error.code`` (e.g. ``BadRequest``), when it sent one.
         service_message: The service's ``error.message``, when it sent one.
         error_code_header: The ``x-ms-error-code`` response header.
@@ -158,6 +169,8 @@ class ServiceError(AvatarpipeError):
         self,
         message: str,
         *,
+        method: str | None = None,
+        url: str | None = None,
         status_code: int | None = None,
         code: str | None = None,
         service_message: str | None = None,
@@ -165,6 +178,8 @@ class ServiceError(AvatarpipeError):
         request_id: str | None = None,
     ) -> None:
         super().__init__(message)
+        self.method = method
+        self.url = redact(url) if url is not None else None
         self.status_code = status_code
         self.code = code
         self.service_message = service_message
@@ -172,8 +187,21 @@ class ServiceError(AvatarpipeError):
         self.request_id = request_id
 
 
-class TransientServiceError(ServiceError):
-    """429, 5xx or a transport failure: worth retrying with backoff."""
+class ServiceRequestError(ServiceError):
+    """No answer came back: the connection failed, or timed out before any response.
+
+    Like azure-core's ``ServiceRequestError``: retried with backoff. A request that timed out
+    after it was sent may still have reached the service, so a create is looked up before it is
+    sent again.
+    """
+
+
+class HttpResponseError(ServiceError):
+    """The service answered: an error status, or a success whose body cannot be understood."""
+
+
+class TransientServiceError(HttpResponseError):
+    """429 or 5xx: worth retrying with backoff."""
 
 
 class RateLimitedError(TransientServiceError):
@@ -188,7 +216,7 @@ class RateLimitedError(TransientServiceError):
         self.retry_after = retry_after
 
 
-class PermanentServiceError(ServiceError):
+class PermanentServiceError(HttpResponseError):
     """A 4xx other than 429: the request is wrong and is never retried."""
 
     exit_code = 1
@@ -206,8 +234,12 @@ class ConflictError(PermanentServiceError):
     """409, or an id re-used with a different request."""
 
 
-class ResponseError(AvatarpipeError):
-    """The service's answer could not be understood (malformed JSON, wrong shape)."""
+class ResponseError(HttpResponseError):
+    """The service's answer could not be understood: bad JSON, wrong shape, foreign ``nextLink``."""
+
+
+TRANSIENT_ERRORS: tuple[type[ServiceError], ...] = (ServiceRequestError, TransientServiceError)
+"""The errors worth retrying: no answer came, or the service answered 429/5xx."""
 
 
 class OutcomeError(AvatarpipeError):

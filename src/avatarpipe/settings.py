@@ -39,9 +39,13 @@ class Settings(BaseSettings):
         description="https://{region}.api.cognitive.microsoft.com or a custom domain; "
         "unset means the embedded emulator.",
     )
-    speech_key: SecretStr | None = Field(default=None, description="Speech resource key.")
+    speech_key: SecretStr | None = Field(
+        default=None,
+        description="Speech resource key; unset on Azure means Entra ID (DefaultAzureCredential, "
+        "which needs the custom-domain endpoint).",
+    )
     speech_token: SecretStr | None = Field(
-        default=None, description="Entra bearer token (instead of a key; needs a custom domain)."
+        default=None, description="A fixed bearer token instead of a key (short-lived: one-offs)."
     )
     backend: Literal["emulator", "azure"] | None = Field(
         default=None, description="Force a backend; by default azure when an endpoint is set."
@@ -61,8 +65,13 @@ class Settings(BaseSettings):
 
     output_dir: Path = Path("outputs")
 
-    blob_connection_string: SecretStr | None = None
-    blob_account_url: str | None = None
+    blob_connection_string: SecretStr | None = Field(
+        default=None, description="With AccountKey= or SharedAccessSignature=."
+    )
+    blob_account_url: str | None = Field(
+        default=None,
+        description="With an account SAS in the query, or bare: Entra ID (DefaultAzureCredential).",
+    )
     blob_container: str = "avatarpipe"
 
     @field_validator("speech_endpoint", "blob_account_url")

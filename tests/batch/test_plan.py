@@ -26,7 +26,10 @@ def _options(**kw: object) -> JobOptions:
 
 
 def _inputs(n: int, kind: InputKind = InputKind.PLAIN_TEXT) -> list[VideoInput]:
-    return [VideoInput(f"scene-{i:03d}", f"Scene number {i}.", kind) for i in range(1, n + 1)]
+    return [
+        VideoInput(key=f"scene-{i:03d}", content=f"Scene number {i}.", input_kind=kind)
+        for i in range(1, n + 1)
+    ]
 
 
 def test_same_work_gets_the_same_ids_and_ids_match_the_service_pattern() -> None:
@@ -63,7 +66,9 @@ def test_any_setting_that_shapes_the_result_changes_the_id(change: dict[str, obj
 def test_text_change_changes_only_that_scene() -> None:
     a = plan_jobs(_inputs(3), _options())
     changed = _inputs(3)
-    changed[1] = VideoInput("scene-002", "Different words.", InputKind.PLAIN_TEXT)
+    changed[1] = VideoInput(
+        key="scene-002", content="Different words.", input_kind=InputKind.PLAIN_TEXT
+    )
     b = plan_jobs(changed, _options())
     assert [x.job_id == y.job_id for x, y in zip(a, b, strict=True)] == [True, False, True]
 
@@ -75,7 +80,10 @@ def test_packing_groups_inputs_and_respects_the_per_job_bound() -> None:
 
 
 def test_packing_splits_under_the_payload_limit() -> None:
-    big = [VideoInput(f"s{i}", "x" * 100_000, InputKind.PLAIN_TEXT) for i in range(8)]
+    big = [
+        VideoInput(key=f"s{i}", content="x" * 100_000, input_kind=InputKind.PLAIN_TEXT)
+        for i in range(8)
+    ]
     jobs = plan_jobs(big, _options(), pack=True)
     assert len(jobs) > 1
     for job in jobs:
@@ -86,12 +94,15 @@ def test_packing_splits_under_the_payload_limit() -> None:
 
 def test_a_single_input_over_the_limit_is_refused() -> None:
     with pytest.raises(RequestValidationError, match="500 KB"):
-        plan_jobs([VideoInput("huge", "x" * 600_000, InputKind.PLAIN_TEXT)], _options())
+        plan_jobs(
+            [VideoInput(key="huge", content="x" * 600_000, input_kind=InputKind.PLAIN_TEXT)],
+            _options(),
+        )
 
 
 def test_duplicate_keys_and_empty_plans_are_refused() -> None:
     with pytest.raises(RequestValidationError, match="unique"):
-        plan_jobs([VideoInput("a", "x"), VideoInput("a", "y")], _options())
+        plan_jobs([VideoInput(key="a", content="x"), VideoInput(key="a", content="y")], _options())
     with pytest.raises(RequestValidationError, match="no inputs"):
         plan_jobs([], _options())
 

@@ -24,11 +24,61 @@ def _one_error_line(output: str) -> str:
     return errors[0]
 
 
+def _panel(output: str, title: str) -> list[str]:
+    """The rows of one boxed section of Typer's help (``Commands``, ``Options``...)."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if f"─ {title} ─" in line)
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("╰"))
+    return [line.strip("│ ").rstrip("│").rstrip() for line in lines[start + 1 : end]]
+
+
+def _help(*args: str) -> str:
+    result = runner.invoke(app, [*args, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
 def test_help_teaches_the_commands() -> None:
-    result = runner.invoke(app, ["--help"])
-    assert result.exit_code == 0
-    for command in ("run", "validate", "presets", "emulator"):
-        assert command in result.output
+    rows = _panel(_help(), "Commands")
+    summaries = dict(row.split(None, 1) for row in rows if row)
+    # Every command is listed once, each with the first line of its own help.
+    assert set(summaries) == {"validate", "presets", "run", "serve", "emulator"}
+    assert summaries["validate"].startswith("Check a script without calling any service")
+    assert summaries["presets"].startswith("List the post-processing presets")
+    assert summaries["run"].startswith("Render a script into finished video(s)")
+    assert summaries["serve"].startswith("Serve the nightly and ad-hoc deployments")
+    assert summaries["emulator"].startswith("Run the local Speech service emulator")
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        (
+            ["run"],
+            {
+                "--out",
+                "--backend",
+                "--csv",
+                "--poll",
+                "--teardown",
+                "--post",
+                "--no-post",
+                "--delete-jobs",
+            },
+        ),
+        (["validate"], {"--csv"}),
+        (["serve"], {"--scripts", "--cron", "--timezone", "--limit", "--adhoc-limit"}),
+        (["emulator", "serve"], {"--port", "--state", "--seed", "--renderer", "--time-scale"}),
+    ],
+)
+def test_help_lists_each_commands_key_options(command: list[str], options: set[str]) -> None:
+    listed = {
+        word
+        for row in _panel(_help(*command), "Options")
+        for word in row.split()
+        if word.startswith("--")
+    }
+    assert options <= listed, sorted(options - listed)
 
 
 @pytest.mark.parametrize("name", ["product-update.yaml", "training-lesson.yaml"])

@@ -2,13 +2,17 @@ from __future__ import annotations
 
 import avatarpipe.errors as errors
 from avatarpipe.errors import (
+    TRANSIENT_ERRORS,
     AuthenticationError,
     AvatarpipeError,
+    HttpResponseError,
     InvalidInputError,
     PermanentServiceError,
     RateLimitedError,
+    ResponseError,
     ScriptError,
     ServiceError,
+    ServiceRequestError,
     TransientServiceError,
     redact,
 )
@@ -37,6 +41,28 @@ def test_transient_and_permanent_service_errors_are_apart() -> None:
         "TooManyRequests",
         "r1",
     )
+
+
+def test_no_answer_and_an_answer_are_two_branches() -> None:
+    # As azure-core: "the request got no answer" apart from "the service answered".
+    assert issubclass(ServiceRequestError, ServiceError)
+    assert not issubclass(ServiceRequestError, HttpResponseError)
+    for answered in (TransientServiceError, PermanentServiceError, ResponseError):
+        assert issubclass(answered, HttpResponseError), answered
+        assert not issubclass(answered, ServiceRequestError), answered
+    # A malformed answer is an answer, and is not retried.
+    assert issubclass(ResponseError, HttpResponseError)
+    assert ResponseError not in TRANSIENT_ERRORS
+    assert set(TRANSIENT_ERRORS) == {ServiceRequestError, TransientServiceError}
+
+
+def test_service_errors_carry_method_and_redacted_url() -> None:
+    url = "https://acct.blob.core.windows.net/c/x.mp4?sv=2024&sig=SECRETsig"
+    err = ServiceRequestError("GET /c/x.mp4: ConnectError", method="GET", url=url)
+    assert (err.method, err.status_code) == ("GET", None)
+    assert err.url is not None and err.url.startswith("https://acct.blob.core.windows.net/c/x.mp4")
+    assert "SECRET" not in err.url and "sig=***" in err.url
+    assert ServiceError("x").url is None and ServiceError("x").method is None
 
 
 def test_exit_codes_tell_invalid_input_from_failure() -> None:

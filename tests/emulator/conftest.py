@@ -12,6 +12,7 @@ import pytest
 from emu_fixtures import start_server
 
 from avatarpipe.emulator.server import EmulatorServer
+from avatarpipe.speech.emulator_admin import EmulatorAdminClient
 
 KEY = "test-key"
 AVATAR_V = "2024-08-01"
@@ -20,7 +21,11 @@ SMALL = (160, 90)
 
 
 class Emu:
-    """A running emulator plus an authenticated client."""
+    """A running emulator: ``client`` (raw HTTP, authenticated) and ``api`` (its admin client).
+
+    ``admin(method, path)`` sends raw requests to ``/emulator/`` to test those routes themselves;
+    everything else sets the emulator up through ``api``.
+    """
 
     def __init__(self, server: EmulatorServer) -> None:
         self.server = server
@@ -28,6 +33,7 @@ class Emu:
         self.client = httpx.Client(
             base_url=server.url, headers={"Ocp-Apim-Subscription-Key": KEY}, timeout=30
         )
+        self.api = EmulatorAdminClient(server.url, key=server.config.key)
 
     def put_job(self, job_id: str, body: dict[str, Any], version: str = AVATAR_V) -> httpx.Response:
         return self.client.put(
@@ -52,13 +58,13 @@ class Emu:
         return self.client.request(method, f"/emulator{path}", **kwargs)
 
     def stats(self) -> dict[str, Any]:
-        data: dict[str, Any] = self.admin("GET", "/stats").json()
-        return data
+        return self.api.stats()
 
     job_body = staticmethod(lambda *a, **k: job_body(*a, **k))
     key = KEY
 
     def close(self) -> None:
+        self.api.close()
         self.client.close()
         self.server.stop()
 

@@ -49,11 +49,10 @@ ENDPOINT = {
     "modelId": "Jessica",
     "properties": {"kind": "HighPerformance"},
 }
-PREVIEW_CREATE = (
-    spec_schemas.SPECS
-    / spec_schemas.BATCH_AVATAR_PREVIEW
-    / "examples"
-    / "create_batch_synthesis.json"
+PREVIEW_CREATE = next(
+    p
+    for p in spec_schemas.example_files(spec_schemas.BATCH_AVATAR_PREVIEW)
+    if p.name == "create_batch_synthesis.json"
 )
 
 
@@ -114,7 +113,7 @@ def _prepare(emu: Any, version: str, name: str, params: dict[str, Any]) -> None:
         seed = {"projects": [PROJECT], "models": [MODEL]}
     elif name == "resume_endpoint.json":
         seed["endpoints"] = [{**ENDPOINT, "status": "Disabled"}]
-    assert emu.admin("POST", "/seed", json=seed).status_code == 200
+    emu.api.seed(seed)
     if name == "get_operation.json":
         body = {k: v for k, v in MODEL.items() if k not in ("id", "locale")}
         resp = emu.client.put(

@@ -70,7 +70,7 @@ def test_dropped_connection(make_emu: Any) -> None:
     with pytest.raises(httpx.TransportError):
         _list(emu)
     assert emu.stats()["requests_by_route"]["GET /avatar/batchsyntheses"] == {"dropped": 1}
-    emu.admin("PUT", "/config", json={"faults": {"p_reset": 0.0}})
+    emu.api.set_faults(p_reset=0.0)
     assert _list(emu).status_code == 200
 
 

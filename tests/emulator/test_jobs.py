@@ -174,7 +174,7 @@ def test_custom_voice_list_filter_and_paging(emu: Any) -> None:
     seed["projects"] += [
         {"id": f"P{i}", "kind": "PersonalVoice", "locale": "de-DE"} for i in range(3)
     ]
-    assert emu.admin("POST", "/seed", json=seed).status_code == 200
+    emu.api.seed(seed)
     page = emu.client.get(
         "/customvoice/projects",
         params={"api-version": CV, "maxpagesize": 2, "filter": "kind eq 'PersonalVoice'"},
@@ -311,10 +311,10 @@ def test_custom_voice_must_be_a_succeeded_endpoint_here(emu: Any) -> None:
     assert resp.status_code == 400 and "not a custom voice endpoint" in resp.text
     seed = json.loads(json.dumps(CNV_SEED))
     seed["endpoints"][0]["status"] = "Disabled"
-    emu.admin("POST", "/seed", json=seed)
+    emu.api.seed(seed)
     resp = emu.put_job("cnv-1", body)
     assert resp.status_code == 400 and "not successfully deployed" in resp.text
-    emu.admin("POST", "/seed", json=CNV_SEED)
+    emu.api.seed(CNV_SEED)
     wrong = {**body, "customVoices": {"OtherNeural": EP}}
     assert emu.put_job("cnv-1", wrong).status_code == 400
     ok = emu.put_job("cnv-1", body)
@@ -330,13 +330,13 @@ def test_custom_avatar_must_be_deployed(make_emu: Any) -> None:
     body["avatarConfig"].pop("talkingAvatarStyle")
     resp = emu.put_job("ca-1", body)
     assert resp.status_code == 400 and "contoso-ceo" in resp.json()["error"]["message"]
-    assert emu.admin("PUT", "/avatars/contoso-ceo").status_code == 201
-    assert emu.admin("POST", "/avatars/contoso-ceo:deploy").status_code == 202
+    emu.api.create_avatar("contoso-ceo")
+    emu.api.deploy_avatar("contoso-ceo")
     resp = emu.put_job("ca-1", body)
     assert resp.status_code == 400 and "not deployed yet" in resp.text
-    emu.admin("PUT", "/config", json={"time_scale": 0})
+    emu.api.configure(time_scale=0)
     deadline = time.monotonic() + 10
-    while emu.admin("GET", "/avatars/contoso-ceo").json()["deployment"]["status"] != "Succeeded":
+    while (emu.api.get_avatar("contoso-ceo") or {})["deployment"]["status"] != "Succeeded":
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert emu.put_job("ca-1", body).status_code == 201
@@ -344,9 +344,17 @@ def test_custom_avatar_must_be_deployed(make_emu: Any) -> None:
 
 
 def test_reput_unknown_get_and_delete(emu: Any) -> None:
-    assert emu.put_job("dup-1", emu.job_body()).status_code == 201
+    first = emu.put_job("dup-1", emu.job_body())
+    assert first.status_code == 201
+    # The same request again (a client that lost the 201): the same job, not a second one.
     again = emu.put_job("dup-1", emu.job_body())
-    assert again.status_code == 400 and "already exists" in again.text
+    assert again.status_code == 201, again.text
+    assert again.json()["internalId"] == first.json()["internalId"]
+    assert again.headers["Operation-Id"] == first.headers["Operation-Id"]
+    # Another request for the same id: 400, as the spec words it for non-identical requests.
+    other = emu.put_job("dup-1", emu.job_body("Something else."))
+    assert other.status_code == 400 and "not identical" in other.text
+    assert other.json()["error"]["target"] == "id"
     assert emu.stats()["puts_by_job_id"] == {"dup-1": 1}
     job = emu.wait_job("dup-1")
     url = job["outputs"]["result"]
@@ -387,7 +395,7 @@ def test_ttl_deletes_jobs_and_results(emu: Any) -> None:
     url = emu.get_job("ttl-1").json()["outputs"]["result"]
     assert httpx.get(url).status_code == 200
     # One hour later (the emulator's clock), the second job is gone with its results too.
-    emu.admin("PUT", "/config", json={"clock_offset_s": 3601})
+    emu.api.set_clock_offset(3601)
     while emu.get_job("ttl-1").status_code != 404:
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -413,7 +421,7 @@ def test_concurrency_cap_keeps_the_rest_waiting(make_emu: Any) -> None:
         "NotStarted",
         "NotStarted",
     ]
-    emu.admin("PUT", "/config", json={"time_scale": 0})
+    emu.api.configure(time_scale=0)
     assert all(emu.wait_job(f"cap-{i}")["status"] == "Succeeded" for i in range(4))
 
 
@@ -425,7 +433,7 @@ def test_expired_and_tampered_result_urls(make_emu: Any) -> None:
     assert expired.status_code == 403
     assert b"<Code>AuthenticationFailed</Code>" in expired.content
     assert expired.headers["x-ms-error-code"] == "AuthenticationFailed"
-    emu.admin("PUT", "/config", json={"faults": {"p_expired_url": 0.0}})
+    emu.api.set_faults(p_expired_url=0.0)
     fresh = emu.get_job("exp-1").json()["outputs"]["result"]
     assert httpx.get(fresh).status_code == 200
     tampered = re.sub(r"sig=[^&]+", "sig=AAAA", fresh)
@@ -437,13 +445,13 @@ def test_expired_and_tampered_result_urls(make_emu: Any) -> None:
 def test_restart_keeps_jobs_results_and_deployments(make_emu: Any, tmp_path: Path) -> None:
     state = tmp_path / "persist"
     first = make_emu(state_dir=state)
-    first.admin("PUT", "/avatars/ava")
-    first.admin("POST", "/avatars/ava:deploy")
+    first.api.create_avatar("ava")
+    first.api.deploy_avatar("ava")
     first.put_job("keep-1", first.job_body())
     done = first.wait_job("keep-1")
-    first.admin("PUT", "/config", json={"time_scale": 1.0, "queue_delay_s": 1000})
+    first.api.configure(time_scale=1.0, queue_delay_s=1000)
     first.put_job("keep-2", first.job_body())  # waits in NotStarted
-    first.admin("PUT", "/config", json={"queue_delay_s": 0, "render_s_per_video_s": 1000})
+    first.api.configure(queue_delay_s=0, render_s_per_video_s=1000)
     deadline = time.monotonic() + 30
     while first.get_job("keep-2").json()["status"] != "Running":
         assert time.monotonic() < deadline
@@ -458,7 +466,7 @@ def test_restart_keeps_jobs_results_and_deployments(make_emu: Any, tmp_path: Pat
     old_url = done["outputs"]["result"].replace(first_url, second.url)
     assert httpx.get(old_url).status_code == 200  # the signing secret persisted
     assert second.wait_job("keep-2")["status"] == "Succeeded"
-    assert second.admin("GET", "/avatars/ava").json()["deployment"]["status"] == "Succeeded"
+    assert (second.api.get_avatar("ava") or {})["deployment"]["status"] == "Succeeded"
     assert second.stats()["puts_by_job_id"] == {"keep-1": 1, "keep-2": 1}
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -11,7 +14,7 @@ from avatarpipe.emulator.app import load_renderer
 from avatarpipe.emulator.cli import app as cli_app
 from avatarpipe.emulator.config import EmulatorConfig
 from avatarpipe.emulator.placeholder import PlaceholderRenderer, estimate_duration_s
-from avatarpipe.emulator.renderer import RenderSpec
+from avatarpipe.emulator.rendering import RenderSpec
 from avatarpipe.media.ffmpeg import probe
 
 
@@ -56,9 +59,27 @@ def test_duration_model() -> None:
     assert estimate_duration_s(RenderSpec(content=ssml, input_kind="SSML")) == 1.75
 
 
-def test_renderer_choice() -> None:
+def test_renderer_choice(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from avatarpipe.emulator.render import AvatarRenderer
+
     assert isinstance(load_renderer(EmulatorConfig(renderer="placeholder")), PlaceholderRenderer)
-    assert callable(getattr(load_renderer(EmulatorConfig(renderer="real")), "render", None))
+    with caplog.at_level(logging.WARNING, logger="avatarpipe.emulator"):
+        real = load_renderer(EmulatorConfig(renderer="real"))
+    assert isinstance(real, AvatarRenderer) and not isinstance(real, PlaceholderRenderer)
+    assert "placeholder" not in caplog.text
+    # Only when the real renderer cannot be imported does the placeholder stand in, with a warning.
+    real_import = importlib.import_module
+
+    def broken(name: str, *args: Any) -> Any:
+        if name == "avatarpipe.emulator.render":
+            raise ImportError("no espeak-ng here")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", broken)
+    with caplog.at_level(logging.WARNING, logger="avatarpipe.emulator"):
+        fallback = load_renderer(EmulatorConfig(renderer="real"))
+    assert isinstance(fallback, PlaceholderRenderer)
+    assert "real renderer unavailable (no espeak-ng here)" in caplog.text
 
 
 def test_cli_help() -> None:

@@ -6,8 +6,8 @@ import pytest
 from flow_emu import VOICE_ID, Emu, cnv_seed
 
 from avatarpipe.errors import CustomVoiceError, DeploymentError
+from flows.connections import SpeechTarget
 from flows.preflight import ensure_avatar_deployment, ensure_custom_voice, teardown
-from flows.speech import SpeechTarget
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -17,7 +17,7 @@ def _target(emu: Emu) -> SpeechTarget:
 
 
 def _deployment(emu: Emu, name: str) -> str | None:
-    body = emu.admin("GET", f"/avatars/{name}").json()
+    body = emu.admin.get_avatar(name) or {}
     return (body.get("deployment") or {}).get("status")
 
 

@@ -11,8 +11,8 @@ import yaml
 from flow_emu import Emu
 
 from avatarpipe.media.ffmpeg import probe
+from flows.connections import SpeechTarget
 from flows.script_to_video import RunOptions, script_to_video
-from flows.speech import SpeechTarget
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 EXAMPLES = Path(__file__).resolve().parents[2] / "templates" / "scripts"

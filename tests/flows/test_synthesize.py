@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 from flow_emu import Emu
 
+from avatarpipe.batch.run import SynthesisRequest, VideoInput
 from avatarpipe.errors import SynthesisFailedError
 from avatarpipe.media.ffmpeg import probe
 from avatarpipe.speech.models import BatchAvatarConfig, BatchSynthesisConfig, VideoCodec
-from flows.speech import SpeechTarget
-from flows.synthesize import InputItem, SynthesisRequest, synthesize
+from flows.connections import SpeechTarget
+from flows.synthesize import synthesize
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -22,7 +23,7 @@ def _request(
     return SynthesisRequest(
         label=label,
         inputs=[
-            InputItem(key=f"scene-{i:03d}", content=text.format(i=i), input_kind="PlainText")
+            VideoInput(key=f"scene-{i:03d}", content=text.format(i=i), input_kind="PlainText")
             for i in range(1, n + 1)
         ],
         avatar=BatchAvatarConfig(
@@ -114,7 +115,7 @@ def test_a_permanent_failure_fails_the_run_after_keeping_the_good_videos(
         update={
             "inputs": [
                 *request.inputs,
-                InputItem(key="broken", content="<speak>not closed", input_kind="SSML"),
+                VideoInput(key="broken", content="<speak>not closed", input_kind="SSML"),
             ]
         }
     )

@@ -54,12 +54,12 @@ def build_request(
     Returns:
         A ``flows.synthesize.SynthesisRequest``.
     """
-    from flows.synthesize import InputItem, SynthesisRequest
+    from avatarpipe.batch.run import SynthesisRequest, VideoInput
 
     return SynthesisRequest(
         label=label,
         inputs=[
-            InputItem(
+            VideoInput(
                 key=f"scene-{i:03d}",
                 content=text.format(i=i, label=label),
                 input_kind="PlainText",
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from avatarpipe import progress
-    from flows.speech import SpeechTarget
+    from flows.connections import SpeechTarget
     from flows.synthesize import synthesize
 
     progress.subscribe(_progress_writer(args.progress))

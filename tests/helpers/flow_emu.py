@@ -7,40 +7,40 @@ from typing import Any
 import httpx
 
 from avatarpipe.emulator.server import EmulatorServer
+from avatarpipe.speech.emulator_admin import EmulatorAdminClient
+
+LOCAL_KEY = "local-emulator-key"
 
 VOICE_ID = "9f50c644-2121-40e9-9ea7-544e48bfe3cb"
 SMALL = (320, 180)
 
 
 class Emu:
-    """A running emulator with an admin client."""
+    """A running emulator: ``admin`` (its admin API) and ``http`` (raw calls to the Azure routes).
+
+    Both send the emulator's own key (the local key when it has none).
+    """
 
     def __init__(self, server: EmulatorServer) -> None:
         self.server = server
         self.url = server.url
+        key = server.config.key or LOCAL_KEY
+        self.admin = EmulatorAdminClient(server.url, key=key)
         self.http = httpx.Client(
-            base_url=server.url,
-            headers={"Ocp-Apim-Subscription-Key": "local-emulator-key"},
-            timeout=30,
+            base_url=server.url, headers={"Ocp-Apim-Subscription-Key": key}, timeout=30
         )
 
-    def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        resp = self.http.request(method, f"/emulator{path}", **kwargs)
-        return resp
-
     def seed(self, data: dict[str, Any]) -> None:
-        resp = self.admin("POST", "/seed", json=data)
-        assert resp.status_code < 300, resp.text
+        self.admin.seed(data)
 
     def configure(self, **knobs: Any) -> None:
-        resp = self.admin("PUT", "/config", json=knobs)
-        assert resp.status_code == 200, resp.text
+        self.admin.configure(**knobs)
 
     def stats(self) -> dict[str, Any]:
-        data: dict[str, Any] = self.admin("GET", "/stats").json()
-        return data
+        return self.admin.stats()
 
     def close(self) -> None:
+        self.admin.close()
         self.http.close()
         self.server.stop()
 

@@ -1,16 +1,13 @@
-"""Validate JSON bodies against the official OpenAPI 2.0 specs in ``../shared/azure-specs``."""
+"""Validate JSON bodies against the committed contract (``avatarpipe.emulator.contract``)."""
 
 from __future__ import annotations
 
-import functools
-import json
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 
-REPO = Path(__file__).resolve().parents[2]
-SPECS = REPO.parent / "shared" / "azure-specs"
+from avatarpipe.emulator import contract
 
 BATCH_AVATAR = "batch-avatar/2024-08-01"
 BATCH_AVATAR_PREVIEW = "batch-avatar/2024-04-15-preview"
@@ -18,24 +15,19 @@ CUSTOM_VOICE = "custom-voice/2026-01-01"
 CUSTOM_VOICE_PREVIEW = "custom-voice/2024-02-01-preview"
 
 
-@functools.cache
 def spec(version: str) -> dict[str, Any]:
     """Load one spec (``batch-avatar/2024-08-01`` ...)."""
-    folder = SPECS / version
-    path = next(folder.glob("*.json"))
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
+    return contract.spec(version)
 
 
 def example_files(version: str) -> list[Path]:
     """The example files of one spec version."""
-    return sorted((SPECS / version / "examples").glob("*.json"))
+    return contract.example_files(version)
 
 
 def validator(version: str, definition: str) -> jsonschema.Draft4Validator:
     """A validator for ``#/definitions/<definition>`` of a spec."""
-    schema = {"$ref": f"#/definitions/{definition}", "definitions": spec(version)["definitions"]}
-    return jsonschema.Draft4Validator(schema)
+    return jsonschema.Draft4Validator(contract.definition(version, definition))
 
 
 def validate(version: str, definition: str, body: Any) -> None:

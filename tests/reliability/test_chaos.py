@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from crash_runner import build_request
 
-from flows.speech import SpeechTarget
+from flows.connections import SpeechTarget
 from flows.synthesize import synthesize
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

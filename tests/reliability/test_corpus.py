@@ -9,8 +9,10 @@ gives (malformed JSON, truncated videos), the library against a misbehaving loop
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from corpus_tools import (
 )
 from flow_emu import VOICE_ID, Emu, cnv_seed
 
-from avatarpipe.batch.fetch import fetch_job
+from avatarpipe.batch.fetch import download, fetch_job, part_path
 from avatarpipe.batch.plan import JobOptions, PlannedJob, VideoInput
 from avatarpipe.errors import (
     AuthenticationError,
@@ -35,8 +37,8 @@ from avatarpipe.errors import (
     TransientServiceError,
 )
 from avatarpipe.media.ffmpeg import run_ffmpeg
-from avatarpipe.speech import RetryPolicy, SpeechClient
-from avatarpipe.speech.download import part_path
+from avatarpipe.speech import BatchAvatarClient, Pipeline, RetryPolicy
+from avatarpipe.speech.auth import KeyAuth
 from avatarpipe.speech.models import BatchAvatarConfig, BatchSynthesis, InputKind
 
 # ------------------------------------------------------------------ data-driven CLI cases
@@ -114,7 +116,7 @@ def test_injection_through_a_csv_row_is_spoken_not_executed(isolated: Path) -> N
     (script,) = load_bulk(
         CORPUS / "valid/bulk-injection-is-spoken.csv", CORPUS / "valid/bulk-template.yaml"
     )
-    ssml = scene_inputs(script)[0].ssml
+    ssml = scene_inputs(script)[0].video.content
     assert "{{ 7*7 }}" in ssml and "49" not in ssml
     assert "&lt;/voice&gt;&lt;voice name=" in ssml
     assert ssml.count("<voice ") == 1
@@ -273,8 +275,11 @@ def _job_body(base: str, *, size: int | None = None, status: str = "Succeeded") 
     return body
 
 
-def _client(url: str) -> SpeechClient:
-    return SpeechClient(url, key="corpus-key-abcdef", retry=RetryPolicy(max_attempts=1))
+@contextlib.contextmanager
+def _client(url: str) -> Iterator[BatchAvatarClient]:
+    auth = KeyAuth("corpus-key-abcdef")
+    with Pipeline(url, auth=auth, retry=RetryPolicy(max_attempts=1)) as pipeline:
+        yield BatchAvatarClient(pipeline)
 
 
 def _planned() -> PlannedJob:
@@ -285,7 +290,7 @@ def _planned() -> PlannedJob:
     )
     return PlannedJob(
         job_id=JOB_ID,
-        inputs=(VideoInput("scene-001", "<speak/>", InputKind.SSML),),
+        inputs=(VideoInput(key="scene-001", content="<speak/>", input_kind=InputKind.SSML),),
         options=options,
         work_hash="0" * 16,
     )
@@ -378,7 +383,7 @@ def test_video_cut_short_of_its_content_length_leaves_nothing(
         _client(server.url) as client,
         pytest.raises(DownloadError) as info,
     ):
-        client.download(f"{server.url}/results/x/0001.mp4?sig=c2VjcmV0", dest)
+        download(client.stream, f"{server.url}/results/x/0001.mp4?sig=c2VjcmV0", dest)
     assert "c2VjcmV0" not in info.value.message
     assert not dest.exists() and not part_path(dest).exists()
 

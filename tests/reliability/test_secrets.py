@@ -18,7 +18,7 @@ from azurite_fixture import Azurite
 from corpus_tools import run_cli
 from flow_emu import VOICE_ID, Emu, cnv_seed
 
-from avatarpipe.speech.client import SpeechClient
+from avatarpipe.speech.batch_avatar import BatchAvatarClient
 from avatarpipe.storage.blob import BlobStore
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.azurite]
@@ -51,19 +51,19 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> SecretSpy:
     """Wrap (not replace) the two places SAS URLs pass: minted container SAS and result URLs."""
     record = SecretSpy()
     real_sas = BlobStore.container_sas_url
-    real_download = SpeechClient.download
+    real_stream = BatchAvatarClient.stream
 
     def container_sas_url(self: BlobStore, *args: Any, **kwargs: Any) -> str:
         url = real_sas(self, *args, **kwargs)
         record.note_url(url)
         return url
 
-    def download(self: SpeechClient, url: str, *args: Any, **kwargs: Any) -> int:
+    def stream(self: BatchAvatarClient, url: str, *args: Any, **kwargs: Any) -> Any:
         record.note_url(url)
-        return real_download(self, url, *args, **kwargs)
+        return real_stream(self, url, *args, **kwargs)
 
     monkeypatch.setattr(BlobStore, "container_sas_url", container_sas_url)
-    monkeypatch.setattr(SpeechClient, "download", download)
+    monkeypatch.setattr(BatchAvatarClient, "stream", stream)
     return record
 
 

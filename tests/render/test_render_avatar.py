@@ -23,7 +23,7 @@ from avatarpipe.emulator.render.timeline import (
     viseme_of,
     write_head_track,
 )
-from avatarpipe.emulator.renderer import RenderSpec
+from avatarpipe.emulator.rendering import RenderSpec
 from avatarpipe.media.ffmpeg import probe
 
 TEXT = "Hello world, this is a test."

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from avatarpipe.emulator.render import AvatarRenderer
-from avatarpipe.emulator.renderer import RenderSpec
+from avatarpipe.emulator.rendering import RenderSpec
 from avatarpipe.errors import RequestValidationError
 from avatarpipe.media.ffmpeg import probe
 

@@ -22,7 +22,7 @@ from avatarpipe.emulator.render.ssml import (
     parse_rate,
     parse_volume,
 )
-from avatarpipe.emulator.renderer import RenderSpec
+from avatarpipe.emulator.rendering import RenderSpec
 from avatarpipe.errors import RequestValidationError
 from avatarpipe.media.ffmpeg import probe
 

@@ -10,7 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from avatarpipe.speech import RetryPolicy, SpeechClient
+from avatarpipe.connect import SpeechClients
+from avatarpipe.speech import BatchAvatarClient, CustomVoiceClient, Pipeline, RetryPolicy
+from avatarpipe.speech.auth import BearerAuth, KeyAuth
 
 ENDPOINT = "https://eastus.api.cognitive.microsoft.com"
 SECRET_KEY = "k3y-SECRET-0123456789abcdef"
@@ -67,21 +69,29 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def make_client(clock: FakeClock) -> Iterator[Callable[..., tuple[SpeechClient, Service]]]:
-    made: list[SpeechClient] = []
+def make_client(clock: FakeClock) -> Iterator[Callable[..., tuple[SpeechClients, Service]]]:
+    """Clients over one pipeline on a recording fake; ``key``/``token`` pick the auth."""
+    made: list[SpeechClients] = []
     https: list[httpx.Client] = []
 
-    def make(handler: Handler, **kwargs: Any) -> tuple[SpeechClient, Service]:
+    def make(handler: Handler, **kwargs: Any) -> tuple[SpeechClients, Service]:
         service = Service(handler)
         http = httpx.Client(transport=httpx.MockTransport(service))
         https.append(http)
-        kwargs.setdefault("key", SECRET_KEY)
+        key = kwargs.pop("key", SECRET_KEY)
+        token = kwargs.pop("token", None)
         kwargs.setdefault(
             "retry", RetryPolicy(sleep=clock.sleep, clock=clock, max_attempts=6, jitter=0.0)
         )
-        client = SpeechClient(kwargs.pop("endpoint", ENDPOINT), http=http, **kwargs)
-        made.append(client)
-        return client, service
+        auth = KeyAuth(key) if key is not None else BearerAuth(token) if token else None
+        pipeline = Pipeline(kwargs.pop("endpoint", ENDPOINT), auth=auth, http=http, **kwargs)
+        clients = SpeechClients(
+            pipeline=pipeline,
+            batch=BatchAvatarClient(pipeline),
+            voice=CustomVoiceClient(pipeline),
+        )
+        made.append(clients)
+        return clients, service
 
     yield make
     for client in made:

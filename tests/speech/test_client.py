@@ -1,4 +1,4 @@
-"""Client behaviour against ``httpx.MockTransport``: auth, paging, retries, errors, polling."""
+"""Client behaviour against ``httpx.MockTransport``: auth, paging, retries, errors, the factory."""
 
 from __future__ import annotations
 
@@ -11,20 +11,21 @@ from typing import Any
 import httpx
 import pytest
 
+from avatarpipe.connect import open_speech
 from avatarpipe.errors import (
     AuthenticationError,
     ConfigError,
     ConflictError,
+    HttpResponseError,
     NotFoundError,
     PermanentServiceError,
     RateLimitedError,
     ResponseError,
-    SynthesisFailedError,
+    ServiceRequestError,
     TransientServiceError,
-    WaitTimeoutError,
 )
 from avatarpipe.settings import Settings
-from avatarpipe.speech import RetryPolicy, SpeechClient, SynthesisPoller
+from avatarpipe.speech import Pipeline, RetryPolicy
 from avatarpipe.speech.models import BatchSynthesis, Status
 
 UUID = "9f50c644-2121-40e9-9ea7-544e48bfe3cb"
@@ -43,8 +44,8 @@ JOB = BatchSynthesis.model_validate(
 
 def test_key_auth_header_and_api_version(make_client: Any, fake: Any) -> None:
     client, service = make_client(lambda r: fake.json_response(200, fake.job_body("job-1")))
-    client.get_synthesis("job-1")
-    client.get_operation("op-1", api="customvoice")
+    client.batch.get_synthesis("job-1")
+    client.voice.get_operation("op-1")
     first, second = service.requests
     for request in service.requests:
         assert request.headers["Ocp-Apim-Subscription-Key"] == fake.key
@@ -63,7 +64,7 @@ def test_bearer_token_callable_is_called_per_attempt(make_client: Any, fake: Any
         return next(answers, None) or fake.json_response(200, fake.job_body("job-1"))
 
     client, service = make_client(handler, key=None, token=lambda: next(tokens))
-    client.get_synthesis("job-1")
+    client.batch.get_synthesis("job-1")
     assert [r.headers["Authorization"] for r in service.requests] == [
         "Bearer tok-1",
         "Bearer tok-2",
@@ -75,19 +76,24 @@ def test_fixed_bearer_token(make_client: Any, fake: Any) -> None:
     client, service = make_client(
         lambda r: fake.json_response(200, fake.job_body("job-1")), key=None, token="abc.def"
     )
-    client.get_synthesis("job-1")
+    client.batch.get_synthesis("job-1")
     assert service.requests[0].headers["Authorization"] == "Bearer abc.def"
     assert "Ocp-Apim-Subscription-Key" not in service.requests[0].headers
 
 
 def test_key_and_token_together_rejected() -> None:
+    both = Settings(
+        speech_endpoint="https://x.example",
+        speech_key="k",  # type: ignore[arg-type]
+        speech_token="t",  # type: ignore[arg-type]
+    )
     with pytest.raises(ConfigError, match="not both"):
-        SpeechClient("https://x.example", key="k", token="t")
+        open_speech(both)
     with pytest.raises(ConfigError, match="https"):
-        SpeechClient("x.example", key="k")
+        Pipeline("x.example")
 
 
-def test_from_settings() -> None:
+def test_open_speech_from_settings() -> None:
     settings = Settings(
         speech_endpoint="https://westus2.api.cognitive.microsoft.com/",
         speech_key="secret-key",  # type: ignore[arg-type]
@@ -101,14 +107,15 @@ def test_from_settings() -> None:
         return httpx.Response(200, json={"id": "op-1", "status": "Running"})
 
     with httpx.Client(transport=httpx.MockTransport(handler)) as http:
-        client = SpeechClient.from_settings(settings, http=http)
-        assert client.retry.max_attempts == 3
-        assert client.get_operation("op-1").status is Status.RUNNING
+        client = open_speech(settings, http=http)
+        assert client.pipeline.retry.max_attempts == 3
+        assert client.admin is None, "an endpoint in the settings means Azure: no admin API"
+        assert client.batch.get_operation("op-1").status is Status.RUNNING
     assert seen[0].headers["Ocp-Apim-Subscription-Key"] == "secret-key"
     assert str(seen[0].url).startswith("https://westus2.api.cognitive.microsoft.com/avatar/")
     assert "secret-key" not in repr(client)
     with pytest.raises(ConfigError, match="AVATARPIPE_SPEECH_ENDPOINT"):
-        SpeechClient.from_settings(Settings())
+        open_speech(Settings())
 
 
 def test_timeouts_are_explicit(make_client: Any, fake: Any) -> None:
@@ -116,7 +123,7 @@ def test_timeouts_are_explicit(make_client: Any, fake: Any) -> None:
         lambda r: fake.json_response(200, fake.job_body("j-1")),
         timeout=httpx.Timeout(7.0, connect=2.0),
     )
-    client.get_synthesis("j-1")
+    client.batch.get_synthesis("j-1")
     timeouts = service.requests[0].extensions["timeout"]
     assert timeouts == {"connect": 2.0, "read": 7.0, "write": 7.0, "pool": 7.0}
 
@@ -136,9 +143,9 @@ def test_list_follows_next_link_over_three_pages(make_client: Any, fake: Any) ->
         return fake.json_response(200, body)
 
     client, service = make_client(handler)
-    jobs = list(client.list_syntheses(maxpagesize=2))
+    jobs = list(client.batch.list_syntheses(maxpagesize=2))
     assert [j.id for j in jobs] == [f"job-{i}" for i in range(6)]
-    assert len(service.requests) == 3 == client.request_count
+    assert len(service.requests) == 3 == client.pipeline.request_count
     first = service.requests[0]
     assert first.url.path == "/avatar/batchsyntheses"
     assert dict(first.url.params) == {"skip": "0", "maxpagesize": "2", "api-version": "2024-08-01"}
@@ -153,9 +160,9 @@ def test_list_page_returns_next_link(make_client: Any, fake: Any) -> None:
     client, service = make_client(
         lambda r: fake.json_response(200, {"value": [fake.job_body("a-1")], "nextLink": link})
     )
-    jobs, next_link = client.list_syntheses_page(skip=0, maxpagesize=5)
+    jobs, next_link = client.batch.list_syntheses_page(skip=0, maxpagesize=5)
     assert [j.id for j in jobs] == ["a-1"] and next_link == link
-    client.list_syntheses_page(next_link=next_link)
+    client.batch.list_syntheses_page(next_link=next_link)
     assert str(service.requests[1].url) == link
 
 
@@ -167,7 +174,7 @@ def test_next_link_to_another_host_is_refused(make_client: Any, fake: Any) -> No
         )
     )
     with pytest.raises(ResponseError, match="another host"):
-        list(client.list_syntheses())
+        list(client.batch.list_syntheses())
     assert len(service.requests) == 1
 
 
@@ -178,14 +185,14 @@ def test_list_endpoints_with_filter(make_client: Any, fake: Any) -> None:
             200, {"value": [endpoint] if "endpoints" in r.url.path else []}
         )
     )
-    (found,) = client.list_endpoints(filter="projectId eq 'Jessica'")
+    (found,) = client.voice.list_endpoints(filter="projectId eq 'Jessica'")
     assert found.id == UUID
     request = service.requests[0]
     assert request.url.path == "/customvoice/endpoints"
     assert request.url.params["filter"] == "projectId eq 'Jessica'"
     assert request.url.params["api-version"] == "2026-01-01"
-    list(client.list_projects())
-    list(client.list_models(filter="locale eq 'en-US'"))
+    list(client.voice.list_projects())
+    list(client.voice.list_models(filter="locale eq 'en-US'"))
     assert [r.url.path for r in service.requests[1:]] == [
         "/customvoice/projects",
         "/customvoice/models",
@@ -218,8 +225,8 @@ def test_retries_500_503_then_succeeds_with_backoff(
             fake.json_response(200, fake.job_body("job-1")),
         )
     )
-    assert client.get_synthesis("job-1").id == "job-1"
-    assert len(service.requests) == 3 == client.request_count
+    assert client.batch.get_synthesis("job-1").id == "job-1"
+    assert len(service.requests) == 3 == client.pipeline.request_count
     assert clock.sleeps == [1.0, 2.0]
 
 
@@ -231,7 +238,7 @@ def test_retry_after_seconds_is_honoured(make_client: Any, fake: Any, clock: Any
             fake.json_response(200, fake.job_body("job-1")),
         )
     )
-    client.get_synthesis("job-1")
+    client.batch.get_synthesis("job-1")
     # Retry-After when sent; exponential backoff (2nd attempt: 2 s) when not
     assert clock.sleeps == [7.0, 2.0]
 
@@ -246,7 +253,7 @@ def test_retry_after_http_date_and_cap(make_client: Any, fake: Any, clock: Any) 
         ),
         retry=RetryPolicy(sleep=clock.sleep, clock=clock, jitter=0.0, max_delay_s=45.0),
     )
-    client.get_synthesis("job-1")
+    client.batch.get_synthesis("job-1")
     date_wait, capped = clock.sleeps
     assert 25.0 <= date_wait <= 30.0
     assert capped == 45.0
@@ -260,9 +267,42 @@ def test_transport_errors_are_retried(make_client: Any, fake: Any, clock: Any) -
             fake.json_response(200, {"id": "op-1", "status": "Succeeded"}),
         )
     )
-    assert client.get_operation("op-1").status is Status.SUCCEEDED
+    assert client.batch.get_operation("op-1").status is Status.SUCCEEDED
     assert len(service.requests) == 3
     assert clock.sleeps == [1.0, 2.0]
+
+
+def test_no_answer_is_a_request_error_with_method_and_url(
+    make_client: Any, fake: Any, clock: Any
+) -> None:
+    client, service = make_client(
+        lambda r: (_ for _ in ()).throw(httpx.ConnectError("connection refused")),
+        retry=RetryPolicy(max_attempts=2, sleep=clock.sleep, clock=clock, jitter=0.0),
+    )
+    with pytest.raises(ServiceRequestError) as info:
+        client.batch.get_synthesis("job-1")
+    err = info.value
+    assert not isinstance(err, HttpResponseError), "no answer came: not a response error"
+    assert len(service.requests) == 2 and clock.sleeps == [1.0], "no answer is retried"
+    assert err.method == "GET" and err.status_code is None
+    assert err.url == f"{fake.endpoint}/avatar/batchsyntheses/job-1?api-version=2024-08-01"
+    assert str(err).startswith("GET /avatar/batchsyntheses/job-1: ConnectError")
+
+
+def test_answers_carry_method_and_url(make_client: Any, fake: Any) -> None:
+    client, _ = make_client(lambda r: fake.error_response(409, "Conflict", "id in use", "r-7"))
+    with pytest.raises(ConflictError) as info:
+        client.batch.create_synthesis("job-1", JOB)
+    assert isinstance(info.value, HttpResponseError)
+    assert info.value.method == "PUT"
+    assert info.value.url == f"{fake.endpoint}/avatar/batchsyntheses/job-1?api-version=2024-08-01"
+    bad, _ = make_client(lambda r: httpx.Response(200, text="{not json"))
+    with pytest.raises(ResponseError) as malformed:
+        bad.voice.get_endpoint(UUID)
+    assert isinstance(malformed.value, HttpResponseError), "a malformed answer is an answer"
+    assert (malformed.value.method, malformed.value.status_code) == ("GET", 200)
+    assert malformed.value.url is not None
+    assert malformed.value.url.startswith(f"{fake.endpoint}/customvoice/endpoints/{UUID}")
 
 
 def test_permanent_400_is_not_retried(make_client: Any, fake: Any, clock: Any) -> None:
@@ -270,7 +310,7 @@ def test_permanent_400_is_not_retried(make_client: Any, fake: Any, clock: Any) -
         lambda r: fake.error_response(400, "BadRequest", "The inputs is required.", "abc")
     )
     with pytest.raises(PermanentServiceError) as info:
-        client.create_synthesis("my-job", JOB)
+        client.batch.create_synthesis("my-job", JOB)
     assert len(service.requests) == 1 and clock.sleeps == []
     err = info.value
     assert type(err) is PermanentServiceError
@@ -292,7 +332,7 @@ def test_attempts_bound(make_client: Any, fake: Any, clock: Any) -> None:
         retry=RetryPolicy(max_attempts=4, sleep=clock.sleep, clock=clock, jitter=0.0),
     )
     with pytest.raises(TransientServiceError) as info:
-        client.get_synthesis("job-1")
+        client.batch.get_synthesis("job-1")
     assert len(service.requests) == 4
     assert clock.sleeps == [1.0, 2.0, 4.0]
     assert info.value.status_code == 503
@@ -312,7 +352,7 @@ def test_total_time_bound(make_client: Any, fake: Any, clock: Any) -> None:
         ),
     )
     with pytest.raises(TransientServiceError):
-        client.get_synthesis("job-1")
+        client.batch.get_synthesis("job-1")
     assert clock.sleeps == [4.0, 6.0]  # the second wait is cut to what is left of 10 s
     assert len(service.requests) == 3
 
@@ -323,7 +363,7 @@ def test_rate_limited_error_when_retries_run_out(make_client: Any, fake: Any, cl
         retry=RetryPolicy(max_attempts=2, sleep=clock.sleep, clock=clock),
     )
     with pytest.raises(RateLimitedError) as info:
-        client.get_synthesis("job-1")
+        client.batch.get_synthesis("job-1")
     assert info.value.retry_after == 2.0 and info.value.status_code == 429
     assert clock.sleeps == [2.0]
 
@@ -346,8 +386,8 @@ def test_budget_is_taken_once_per_http_attempt(make_client: Any, fake: Any) -> N
         ),
         budget=budget,
     )
-    assert [j.id for j in client.list_syntheses(maxpagesize=1)] == ["a-1", "a-2"]
-    assert budget.calls == len(service.requests) == client.request_count == 4
+    assert [j.id for j in client.batch.list_syntheses(maxpagesize=1)] == ["a-1", "a-2"]
+    assert budget.calls == len(service.requests) == client.pipeline.request_count == 4
 
 
 # ---------------------------------------------------------------- error mapping
@@ -374,7 +414,7 @@ def test_error_mapping(
         retry=RetryPolicy(max_attempts=1, sleep=clock.sleep, clock=clock),
     )
     with pytest.raises(kind) as info:
-        client.get_endpoint(UUID)
+        client.voice.get_endpoint(UUID)
     err = info.value
     assert type(err) is kind
     assert err.status_code == status  # type: ignore[attr-defined]
@@ -392,7 +432,7 @@ def test_unwrapped_error_body(make_client: Any, fake: Any) -> None:
     body = {"code": "Forbidden", "message": 'Only "Standard" subscriptions are valid.'}
     client, _ = make_client(lambda r: httpx.Response(403, json=body))
     with pytest.raises(AuthenticationError) as info:
-        client.get_synthesis("job-1")
+        client.batch.get_synthesis("job-1")
     assert info.value.code == "Forbidden"
     assert info.value.service_message == body["message"]
     assert info.value.request_id is None
@@ -406,7 +446,7 @@ def test_non_json_error_body(make_client: Any, clock: Any) -> None:
         retry=RetryPolicy(max_attempts=1, sleep=clock.sleep, clock=clock),
     )
     with pytest.raises(TransientServiceError) as info:
-        client.get_synthesis("job-1")
+        client.batch.get_synthesis("job-1")
     assert info.value.status_code == 502 and info.value.code is None
     assert "Bad Gateway" in str(info.value) and "(apim-request-id: r2)" in str(info.value)
 
@@ -414,23 +454,23 @@ def test_non_json_error_body(make_client: Any, clock: Any) -> None:
 def test_malformed_success_body_is_a_response_error(make_client: Any) -> None:
     client, _ = make_client(lambda r: httpx.Response(200, text="{not json"))
     with pytest.raises(ResponseError, match="not JSON"):
-        client.get_synthesis("job-1")
+        client.batch.get_synthesis("job-1")
     client2, _ = make_client(lambda r: httpx.Response(200, json={"id": "x"}))
     with pytest.raises(ResponseError, match="BatchSynthesis"):
-        client2.get_synthesis("job-1")
+        client2.batch.get_synthesis("job-1")
 
 
 def test_missing_job_404_and_204(make_client: Any, fake: Any) -> None:
     client, _ = make_client(lambda r: fake.error_response(404, "NotFound", "no such job"))
-    assert client.find_synthesis("job-1") is None
+    assert client.batch.find_synthesis("job-1") is None
     with pytest.raises(NotFoundError):
-        client.get_synthesis("job-1")
-    client.delete_synthesis("job-1")  # already gone is fine
+        client.batch.get_synthesis("job-1")
+    client.batch.delete_synthesis("job-1")  # already gone is fine
     client204, _ = make_client(lambda r: httpx.Response(204))
-    assert client204.find_synthesis("job-1") is None
+    assert client204.batch.find_synthesis("job-1") is None
     with pytest.raises(NotFoundError):
-        client204.get_synthesis("job-1")
-    client204.delete_synthesis("job-1")
+        client204.batch.get_synthesis("job-1")
+    client204.batch.delete_synthesis("job-1")
 
 
 def test_endpoint_lifecycle_calls(make_client: Any, fake: Any) -> None:
@@ -446,10 +486,10 @@ def test_endpoint_lifecycle_calls(make_client: Any, fake: Any) -> None:
         return httpx.Response(code, json=body)
 
     client, service = make_client(handler)
-    assert client.get_endpoint(UUID).status.value == "Succeeded"  # type: ignore[union-attr]
-    assert client.suspend_endpoint(UUID).status.value == "Disabling"  # type: ignore[union-attr]
-    assert client.resume_endpoint(UUID).status.value == "Running"  # type: ignore[union-attr]
-    client.delete_endpoint(UUID)
+    assert client.voice.get_endpoint(UUID).status.value == "Succeeded"  # type: ignore[union-attr]
+    assert client.voice.suspend_endpoint(UUID).status.value == "Disabling"  # type: ignore[union-attr]
+    assert client.voice.resume_endpoint(UUID).status.value == "Running"  # type: ignore[union-attr]
+    client.voice.delete_endpoint(UUID)
     assert [(r.method, r.url.path) for r in service.requests] == [
         ("GET", f"/customvoice/endpoints/{UUID}"),
         ("POST", f"/customvoice/endpoints/{UUID}:suspend"),
@@ -458,7 +498,7 @@ def test_endpoint_lifecycle_calls(make_client: Any, fake: Any) -> None:
     ]
     assert service.requests[1].content == b""
     client404, _ = make_client(lambda r: fake.error_response(404, "NotFound", "gone"))
-    assert client404.find_endpoint(UUID) is None
+    assert client404.voice.find_endpoint(UUID) is None
 
 
 def test_project_and_model_get(make_client: Any) -> None:
@@ -472,16 +512,16 @@ def test_project_and_model_get(make_client: Any) -> None:
         )
 
     client, _ = make_client(handler)
-    assert client.get_project("Jessica").locale == "en-US"
-    assert client.get_model("Jessica").voice_name == "JessicaNeural"
+    assert client.voice.get_project("Jessica").locale == "en-US"
+    assert client.voice.get_model("Jessica").voice_name == "JessicaNeural"
 
 
-# ---------------------------------------------------------------- create and begin
+# ---------------------------------------------------------------- create
 
 
 def test_create_sends_operation_id_and_expects_201(make_client: Any, fake: Any) -> None:
     client, service = make_client(lambda r: fake.json_response(201, fake.job_body("job-1")))
-    created = client.create_synthesis("job-1", JOB, operation_id="op-123")
+    created = client.batch.create_synthesis("job-1", JOB, operation_id="op-123")
     assert created.status is Status.NOT_STARTED
     assert service.requests[0].headers["Operation-Id"] == "op-123"
     assert json.loads(service.requests[0].content) == JOB.to_request()
@@ -496,102 +536,9 @@ def test_create_after_transient_failure_reattaches_instead_of_putting_twice(
             fake.json_response(200, fake.job_body("job-1", "Running")),
         )
     )
-    job = client.create_synthesis("job-1", JOB)
+    job = client.batch.create_synthesis("job-1", JOB)
     assert job.status is Status.RUNNING
     assert [r.method for r in service.requests] == ["PUT", "GET"]
-
-
-def test_begin_synthesis_reattaches_existing_job(make_client: Any, fake: Any) -> None:
-    client, service = make_client(
-        lambda r: fake.json_response(200, fake.job_body("job-1", "Running"))
-    )
-    poller = client.begin_synthesis("job-1", JOB)
-    assert [r.method for r in service.requests] == ["GET"], "an existing job is never PUT again"
-    assert poller.continuation_token() == "job-1"
-    assert poller.polling_job().status is Status.RUNNING
-
-
-def test_begin_synthesis_creates_missing_job(make_client: Any, fake: Any) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.method == "GET":
-            return fake.error_response(404, "NotFound", "no such job")
-        return fake.json_response(201, fake.job_body("job-1"))
-
-    client, service = make_client(handler)
-    poller = client.begin_synthesis("job-1", JOB)
-    assert [r.method for r in service.requests] == ["GET", "PUT"]
-    assert poller.polling_job().status is Status.NOT_STARTED
-
-
-# ---------------------------------------------------------------- poller
-
-
-def _statuses(fake: Any, *statuses: str, **final: Any) -> Any:
-    pending = list(statuses)
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        status = pending.pop(0) if len(pending) > 1 else pending[0]
-        extra = final if status in ("Succeeded", "Failed") else {}
-        return fake.json_response(200, fake.job_body("job-1", status, **extra))
-
-    return handler
-
-
-def test_poller_result_succeeds(make_client: Any, fake: Any, clock: Any) -> None:
-    outputs = {"result": "https://acct.blob.core.windows.net/c/job-1/0001.mp4?sig=S"}
-    client, service = make_client(
-        _statuses(fake, "NotStarted", "Running", "Running", "Succeeded", outputs=outputs)
-    )
-    poller = SynthesisPoller(client, "job-1", poll_interval_s=20.0, sleep=clock.sleep, clock=clock)
-    job = poller.result(timeout=3600)
-    assert job.status is Status.SUCCEEDED and job.outputs and job.outputs.result
-    assert len(service.requests) == 4
-    assert clock.sleeps == [20.0, 20.0, 20.0]
-    assert poller.done() and len(service.requests) == 4, "a final job is not fetched again"
-
-
-def test_poller_failure_raises_with_service_error(make_client: Any, fake: Any, clock: Any) -> None:
-    error = {"timeToLiveInHours": 744, "error": {"code": "InvalidSsml", "message": "bad SSML"}}
-    client, _ = make_client(_statuses(fake, "Running", "Failed", properties=error))
-    poller = SynthesisPoller(client, "job-1", poll_interval_s=5, sleep=clock.sleep, clock=clock)
-    with pytest.raises(SynthesisFailedError) as info:
-        poller.result()
-    assert (info.value.job_id, info.value.code, info.value.service_message) == (
-        "job-1",
-        "InvalidSsml",
-        "bad SSML",
-    )
-
-
-def test_poller_timeout_carries_continuation_token(make_client: Any, fake: Any, clock: Any) -> None:
-    client, service = make_client(_statuses(fake, "Running"))
-    poller = SynthesisPoller(client, "job-1", poll_interval_s=20, sleep=clock.sleep, clock=clock)
-    with pytest.raises(WaitTimeoutError) as info:
-        poller.result(timeout=50)
-    assert info.value.continuation_token == "job-1"
-    assert clock.sleeps == [20.0, 20.0, 10.0]
-    assert len(service.requests) == 4
-
-
-def test_poller_resumes_from_token(make_client: Any, fake: Any, clock: Any) -> None:
-    client, service = make_client(_statuses(fake, "Running", "Succeeded"))
-    first = client.begin_synthesis("job-1", JOB, sleep=clock.sleep, clock=clock)
-    token = first.continuation_token()
-    resumed = SynthesisPoller.from_continuation_token(
-        client, token, 1.0, sleep=clock.sleep, clock=clock
-    )
-    assert service.requests and all(r.method == "GET" for r in service.requests)
-    assert resumed.status() is Status.SUCCEEDED
-    assert resumed.result().id == "job-1"
-    assert all(r.method == "GET" for r in service.requests)
-
-
-def test_poller_observe_from_list(make_client: Any, fake: Any) -> None:
-    client, service = make_client(lambda r: pytest.fail("no request expected"))
-    poller = SynthesisPoller(client, "job-1")
-    poller.observe(BatchSynthesis.model_validate(fake.job_body("other", "Succeeded")))
-    poller.observe(BatchSynthesis.model_validate(fake.job_body("job-1", "Succeeded")))
-    assert poller.done() and service.requests == []
 
 
 # ---------------------------------------------------------------- secrets
@@ -609,7 +556,7 @@ def test_secrets_never_in_errors_or_logs(
         )
     )
     with pytest.raises(AuthenticationError) as info:
-        client.get_synthesis("job-1")
+        client.batch.get_synthesis("job-1")
     assert service.requests[0].headers["Ocp-Apim-Subscription-Key"] == fake.key
     assert fake.key not in str(info.value)
     assert fake.key not in (info.value.service_message or "")

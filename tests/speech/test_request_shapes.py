@@ -123,7 +123,7 @@ def _created(request: httpx.Request) -> httpx.Response:
 def test_create_synthesis_body_validates_against_spec(name: str, make_client: Any) -> None:
     client, service = make_client(_created)
     job = BatchSynthesis.model_validate(SHAPES[name])
-    created = client.create_synthesis(f"job-{name.replace('_', '-')}", job)
+    created = client.batch.create_synthesis(f"job-{name.replace('_', '-')}", job)
     assert created.status is not None
     (request,) = service.requests
     assert request.method == "PUT"
@@ -161,7 +161,7 @@ def test_create_endpoint_body_validates_against_spec(make_client: Any) -> None:
         display_name="Jessica endpoint",
         description="Endpoint for Jessica voice",
     )
-    created = client.create_endpoint(UUID, endpoint)
+    created = client.voice.create_endpoint(UUID, endpoint)
     assert created.id == UUID
     (request,) = service.requests
     assert request.url.path == f"/customvoice/endpoints/{UUID}"
@@ -249,9 +249,7 @@ def test_to_request_rejects(name: str, make_client: Any) -> None:
         job.to_request()
     client, service = make_client(_created)
     with pytest.raises(RequestValidationError):
-        client.create_synthesis("valid-id", job)
-    with pytest.raises(RequestValidationError):
-        client.begin_synthesis("valid-id", job)
+        client.batch.create_synthesis("valid-id", job)
     assert service.requests == [], "nothing is sent for a request the service would reject"
 
 
@@ -262,9 +260,9 @@ def test_bad_job_id_rejected_before_sending(bad_id: str, make_client: Any) -> No
     client, service = make_client(_created)
     job = BatchSynthesis.model_validate(SHAPES["plain_text"])
     with pytest.raises(RequestValidationError, match="job id"):
-        client.create_synthesis(bad_id, job)
+        client.batch.create_synthesis(bad_id, job)
     with pytest.raises(RequestValidationError, match="job id"):
-        client.get_synthesis(bad_id)
+        client.batch.get_synthesis(bad_id)
     assert service.requests == []
 
 
@@ -272,7 +270,7 @@ def test_bad_endpoint_id_rejected_before_sending(make_client: Any) -> None:
     client, service = make_client(_created)
     endpoint = Endpoint(project_id="Jessica", model_id="Jessica")
     with pytest.raises(RequestValidationError, match="UUID"):
-        client.create_endpoint("not-a-uuid", endpoint)
+        client.voice.create_endpoint("not-a-uuid", endpoint)
     with pytest.raises(RequestValidationError, match="UUID"):
-        client.suspend_endpoint("Jessica")
+        client.voice.suspend_endpoint("Jessica")
     assert service.requests == []

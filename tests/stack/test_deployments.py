@@ -8,8 +8,8 @@ import pytest
 import yaml
 from prefect.client.orchestration import get_client
 
+from flows.connections import SpeechTarget
 from flows.deployments import ADHOC, DEFAULT_CRON, NIGHTLY, build_deployments
-from flows.speech import SpeechTarget
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,9 +16,9 @@ from scripts_fixture import write_script  # noqa: E402
 
 from avatarpipe.media.ffmpeg import probe  # noqa: E402
 from avatarpipe.storage.blob import BlobStore  # noqa: E402
+from flows.connections import SpeechTarget  # noqa: E402
 from flows.nightly import nightly  # noqa: E402
 from flows.script_to_video import RunOptions  # noqa: E402
-from flows.speech import SpeechTarget  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

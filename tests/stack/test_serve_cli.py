@@ -14,7 +14,7 @@ def _serve(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProces
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AVATARPIPE_", "PREFECT_"))}
     base.update({"PREFECT_HOME": str(tmp_path / "home"), "COLUMNS": "200", **env})
     return subprocess.run(
-        [sys.executable, "-m", "avatarpipe.serve", *args],
+        [sys.executable, "-m", "avatarpipe.cli.serve", *args],
         cwd=tmp_path,
         env=base,
         capture_output=True,

@@ -53,7 +53,7 @@ def _stack_cmd(
     *args: str, env: dict[str, str], timeout: float = 240
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "avatarpipe.stack", *args],
+        [sys.executable, "-m", "avatarpipe.cli.stack", *args],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -96,9 +96,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory, azurite: object) -> Iterator
 def _run_nightly(stack: Stack, timeout_s: float = 150) -> dict[str, Any]:
     deps = httpx.post(f"{stack.api}/deployments/filter", json={}, timeout=10).json()
     nightly_id = next(d["id"] for d in deps if d["name"] == "nightly")
-    run = httpx.post(
-        f"{stack.api}/deployments/{nightly_id}/create_flow_run", json={}, timeout=10
-    ).json()
+    # The stack's Prefect server runs on SQLite: on a loaded machine a write can answer 5xx
+    # ("database is locked"); the API asks clients to retry those, so the test does too.
+    for _ in range(5):
+        resp = httpx.post(
+            f"{stack.api}/deployments/{nightly_id}/create_flow_run", json={}, timeout=30
+        )
+        if resp.status_code < 500:
+            break
+        time.sleep(2)
+    assert resp.status_code == 201, f"create_flow_run: {resp.status_code} {resp.text[:500]}"
+    run = resp.json()
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         got: dict[str, Any] = httpx.get(f"{stack.api}/flow_runs/{run['id']}", timeout=10).json()

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from azurite_fixture import Azurite
 
+from avatarpipe.batch.fetch import download
 from avatarpipe.errors import DownloadError, StorageError
 from avatarpipe.settings import load_settings
 from avatarpipe.storage.blob import BlobStore, store_from_settings
@@ -44,7 +45,7 @@ def test_published_files_read_back_identical_with_types_and_metadata(
     assert store.upload(vtt, "quarterly-update/run/clip.vtt", metadata=meta) is True
 
     back = tmp_path / "back.mp4"
-    assert store.download("quarterly-update/run/clip.mp4", back) == video.stat().st_size
+    assert download(store.stream, "quarterly-update/run/clip.mp4", back) == video.stat().st_size
     assert hashlib.sha256(back.read_bytes()).digest() == hashlib.sha256(video.read_bytes()).digest()
     assert store.read_bytes("quarterly-update/run/clip.vtt") == vtt.read_bytes()
 
@@ -133,7 +134,7 @@ def test_account_url_with_key_and_settings_connection(
 def test_missing_blob_and_corrupted_blob_fail_clearly(azurite: Azurite, tmp_path: Path) -> None:
     store = _store(azurite)
     with pytest.raises(DownloadError, match="not found"):
-        store.download("nope.mp4", tmp_path / "nope.mp4")
+        download(store.stream, "nope.mp4", tmp_path / "nope.mp4")
     assert not (tmp_path / "nope.mp4").exists() and not (tmp_path / "nope.mp4.part").exists()
     with pytest.raises(StorageError):
         store.read_bytes("nope.json")
@@ -147,7 +148,7 @@ def test_missing_blob_and_corrupted_blob_fail_clearly(azurite: Azurite, tmp_path
         )
     )
     with pytest.raises(DownloadError, match="MD5"):
-        store.download("bad.mp4", tmp_path / "bad.mp4")
+        download(store.stream, "bad.mp4", tmp_path / "bad.mp4")
     assert not (tmp_path / "bad.mp4").exists()
 
 
@@ -168,7 +169,7 @@ def test_chunked_transfers_keep_the_whole_blob_md5(azurite: Azurite, tmp_path: P
     big.write_bytes(os.urandom(5 * mib + 3))  # uploaded in blocks, downloaded in ranges
     assert store.upload(big, "big.mp4") is True
     assert store.properties("big.mp4")[2] == hashlib.md5(big.read_bytes()).digest()
-    assert store.download("big.mp4", tmp_path / "back.mp4") == big.stat().st_size
+    assert download(store.stream, "big.mp4", tmp_path / "back.mp4") == big.stat().st_size
     assert (tmp_path / "back.mp4").read_bytes() == big.read_bytes()
     assert store.upload(big, "big.mp4") is False
 
@@ -179,3 +180,65 @@ def test_service_errors_are_one_line(azurite: Azurite) -> None:
         store.ensure_container()
     assert "\n" not in info.value.message and "blob container x:" in info.value.message
     assert "OutOfRangeInput" in info.value.message
+
+
+def test_connection_string_with_a_shared_access_signature(
+    azurite: Azurite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from azure.storage.blob import (
+        AccountSasPermissions,
+        BlobClient,
+        ResourceTypes,
+        generate_account_sas,
+    )
+
+    sas = generate_account_sas(
+        account_name=azurite.account_name,
+        account_key=azurite.account_key,
+        resource_types=ResourceTypes(service=True, container=True, object=True),
+        permission=AccountSasPermissions(read=True, write=True, create=True, add=True, list=True),
+        expiry=datetime.now(UTC) + timedelta(minutes=30),
+    )
+    conn = f"BlobEndpoint={azurite.account_url};SharedAccessSignature={sas}"
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("AVATARPIPE_BLOB_CONNECTION_STRING", conn)
+    monkeypatch.setenv("AVATARPIPE_BLOB_CONTAINER", name)
+    store = store_from_settings(load_settings())
+    assert store is not None
+    store.ensure_container()
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(os.urandom(64 * 1024 + 5))
+    assert store.upload(video, "run/clip.mp4") is True
+    assert store.upload(video, "run/clip.mp4") is False, "same bytes: no second upload"
+    back = tmp_path / "back.mp4"
+    assert download(store.stream, "run/clip.mp4", back) == video.stat().st_size
+    assert back.read_bytes() == video.read_bytes()
+    # Links carry the connection string's SAS (there is no key to sign another one with).
+    link = store.read_url("run/clip.mp4")
+    assert BlobClient.from_blob_url(link).download_blob().readall() == video.read_bytes()
+    # The plain URLs (for logs and manifests) never carry it.
+    sig = sas.split("sig=", 1)[1].split("&", 1)[0]
+    assert "?" not in store.blob_url("run/clip.mp4")
+    assert store.blob_url("run/clip.mp4") == f"{azurite.account_url}/{name}/run/clip.mp4"
+    assert store.container_sas_url(write=True).count("?") == 1
+    assert store.list_names("run/") == ["run/clip.mp4"]
+    with pytest.raises(DownloadError) as info:
+        download(store.stream, "nope.mp4", tmp_path / "nope.mp4")
+    assert sig not in info.value.message and sig not in repr(store)
+    from avatarpipe.errors import redact
+
+    assert sig not in redact(conn) and "SharedAccessSignature=***" in redact(conn)
+
+
+def test_a_bare_account_url_signs_in_with_default_azure_credential(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from azure.identity import DefaultAzureCredential
+
+    monkeypatch.setenv("AVATARPIPE_BLOB_ACCOUNT_URL", "https://contoso.blob.core.windows.net")
+    store = store_from_settings(load_settings())
+    assert store is not None
+    assert isinstance(store._service.credential, DefaultAzureCredential)  # noqa: SLF001
+    assert store.blob_url("a/b.mp4") == "https://contoso.blob.core.windows.net/avatarpipe/a/b.mp4"

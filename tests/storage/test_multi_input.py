@@ -15,11 +15,12 @@ import pytest
 from azurite_fixture import Azurite
 from flow_emu import Emu
 
+from avatarpipe.batch.run import SynthesisRequest, VideoInput
 from avatarpipe.media.ffmpeg import probe
 from avatarpipe.speech.models import BatchAvatarConfig, BatchSynthesisConfig, VideoCodec
 from avatarpipe.storage.blob import BlobStore
-from flows.speech import SpeechTarget
-from flows.synthesize import InputItem, SynthesisRequest, synthesize
+from flows.connections import SpeechTarget
+from flows.synthesize import synthesize
 
 pytestmark = [pytest.mark.azurite, pytest.mark.usefixtures("prefect_harness")]
 
@@ -34,7 +35,7 @@ def test_scenes_are_packed_into_one_job_written_to_the_container_and_downloaded(
     request = SynthesisRequest(
         label="packed",
         inputs=[
-            InputItem(key=f"scene-{i}", content=f"Scene {i} is short.", input_kind="PlainText")
+            VideoInput(key=f"scene-{i}", content=f"Scene {i} is short.", input_kind="PlainText")
             for i in range(1, n + 1)
         ],
         avatar=BatchAvatarConfig(

@@ -1,45 +1,159 @@
-"""Fetching a finished job's videos: streamed, verified, cached by job id, never re-downloaded.
+"""The one verified download, and fetching a finished job's videos with it.
 
-Downloads land in a cache keyed by job id (``<cache>/<job_id>/0001.mp4``). A file counts as
-verified once its size matched the service's figure and ffmpeg could read it; a small
-``.verified.json`` beside it records that, so a rerun (after a crash, or the same work again)
-skips it. Nothing is ever left under a final name unless it was verified.
+:func:`download` writes any byte stream (a result URL from
+:meth:`avatarpipe.speech.batch_avatar.BatchAvatarClient.stream`, a blob from
+:meth:`avatarpipe.storage.blob.BlobStore.stream`) to ``<dest>.part`` in chunks (constant
+memory), flushes and fsyncs it, checks its size against the expected size and the declared
+length, lets a check inspect it, and only then renames it onto ``dest``. On any failure the
+``.part`` file is removed, so nothing half-written ever carries a final name.
+
+:func:`fetch_job` puts a job's videos in a cache keyed by job id (``<cache>/<job_id>/0001.mp4``).
+A file counts as verified once its size matched the service's figure and ffmpeg could read it; a
+small ``.verified.json`` beside it records that, so a rerun (after a crash, or the same work
+again) skips it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from avatarpipe.batch.plan import PlannedJob
 from avatarpipe.errors import DownloadError, MediaError, ResultExpiredError
 from avatarpipe.hashing import file_digest
 from avatarpipe.media.ffmpeg import probe
 from avatarpipe.speech.models import BatchSynthesis, SummaryFile, SummaryResult, VideoFormat
+from avatarpipe.speech.pipeline import ByteStream, safe_url
 
-__all__ = ["FetchedVideo", "ResultApi", "fetch_job"]
+__all__ = ["FetchedVideo", "Opener", "ResultApi", "download", "fetch_job", "part_path"]
 
 log = logging.getLogger(__name__)
 
 _MAX_URL_REFRESHES = 3
 
-BlobFetcher = Callable[[str, Path], int]
-"""Downloads a blob (path relative to the destination container) to a file; returns its size."""
+T = TypeVar("T")
+
+Opener = Callable[[str], AbstractContextManager[ByteStream]]
+"""Opens a source (a URL, a blob name) as a :data:`~avatarpipe.speech.pipeline.ByteStream`."""
 
 
 class ResultApi(Protocol):
-    """The part of the Speech client used to fetch results."""
+    """The part of the batch avatar client used to fetch results."""
 
     def get_synthesis(self, job_id: str) -> BatchSynthesis: ...  # noqa: D102
 
-    def download(  # noqa: D102
-        self, url: str, dest: Path, *, expected_size: int | None = None
-    ) -> int: ...
+    def stream(self, url: str) -> AbstractContextManager[ByteStream]: ...  # noqa: D102
+
+
+def part_path(dest: Path) -> Path:
+    """The temporary name a download is written to before the rename.
+
+    Args:
+        dest: The final path.
+
+    Returns:
+        ``dest`` with ``.part`` appended to its suffix.
+    """
+    return dest.with_suffix(dest.suffix + ".part")
+
+
+def download(
+    open_stream: Opener,
+    source: str,
+    dest: Path,
+    *,
+    expected_size: int | None = None,
+    shown: str | None = None,
+    check: Callable[[Path], None] | None = None,
+) -> int:
+    """Stream ``source`` to ``dest`` and return the number of bytes written.
+
+    Args:
+        open_stream: Opens the source (e.g. ``BatchAvatarClient.stream``, ``BlobStore.stream``).
+        source: What to open (a result URL, a blob name).
+        dest: The final file; its parent is created when missing. An existing file is replaced
+            only by a fully verified download.
+        expected_size: Bytes the file must have (e.g. ``properties.sizeInBytes``), if known.
+        shown: How to name the source in messages (no secrets); ``source`` when omitted.
+        check: Inspects the complete ``.part`` file before the rename; raises to reject it.
+
+    Returns:
+        The size of the file written.
+
+    Raises:
+        ResultExpiredError: Storage answered 403 or 404 (from the stream).
+        DownloadError: Any other failure of the stream, a truncated body, a size mismatch, a
+            rejection by ``check`` or a local write error; nothing is left behind.
+    """
+    name = shown or source
+    dest = Path(dest)
+    part = part_path(dest)
+    written = 0
+    reading = False
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with open_stream(source) as (declared, chunks):
+            if expected_size is not None and declared is not None and declared != expected_size:
+                raise DownloadError(
+                    f"GET {name}: Content-Length {declared} differs from the expected "
+                    f"{expected_size} bytes"
+                )
+            with open(part, "wb") as fh:
+                reading = True
+                for chunk in chunks:
+                    fh.write(chunk)
+                    written += len(chunk)
+                reading = False
+                fh.flush()
+                os.fsync(fh.fileno())
+        for want, what in ((declared, "Content-Length"), (expected_size, "expected size")):
+            if want is not None and written != want:
+                raise DownloadError(
+                    f"GET {name}: got {written} bytes but the {what} is {want}: "
+                    "the download is incomplete"
+                )
+        if check is not None:
+            check(part)
+        os.replace(part, dest)
+        _fsync_dir(dest.parent)
+    except OSError as exc:
+        _remove(part)
+        raise DownloadError(f"writing {dest}: {exc.strerror or exc}") from None
+    except DownloadError as exc:
+        _remove(part)
+        if reading and not isinstance(exc, ResultExpiredError):
+            raise DownloadError(f"{exc.args[0]} (failed after {written} bytes)") from None
+        raise
+    except BaseException:
+        _remove(part)
+        raise
+    log.info("downloaded %s to %s (%d bytes)", name, dest, written)
+    return written
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -86,45 +200,59 @@ def _cached(path: Path) -> dict[str, object] | None:
     return data
 
 
-def _verify(path: Path, final: Path, expected_size: int | None) -> dict[str, object]:
-    """Check a downloaded file, give it its final name, then record it as verified."""
-    size = path.stat().st_size
-    if expected_size is not None and size != expected_size:
-        path.unlink(missing_ok=True)
-        raise DownloadError(f"{final.name}: {size} bytes, the service said {expected_size}")
+def _inspect(part: Path, final: Path, *, exact: bool) -> dict[str, object]:
+    """Probe a complete download (before its rename): what ``.verified.json`` records.
+
+    Raises:
+        DownloadError: ffmpeg cannot read it, or it has no video stream.
+    """
     try:
-        # Without a size to compare, only a full read catches a truncated file: its header alone
-        # (moov first) still reports the whole duration.
-        info = probe(path, exact=expected_size is None)
+        info = probe(part, exact=exact)
     except MediaError as exc:
-        path.unlink(missing_ok=True)
         raise DownloadError(
             f"{final.name}: downloaded file is not a readable video ({exc})"
         ) from exc
     if info.video is None or info.duration_s <= 0:
-        path.unlink(missing_ok=True)
         raise DownloadError(f"{final.name}: downloaded file has no video stream")
-    data: dict[str, object] = {
-        "size_bytes": size,
-        "sha256": file_digest(path),
+    return {
+        "size_bytes": part.stat().st_size,
+        "sha256": file_digest(part),
         "duration_ms": round(info.duration_s * 1000),
     }
-    os.replace(path, final)
+
+
+def _fetch_video(
+    open_stream: Opener,
+    source: str,
+    final: Path,
+    *,
+    expected_size: int | None,
+    shown: str | None = None,
+) -> dict[str, object]:
+    """Download one video, verify it, give it its final name, then record it as verified."""
+    data: dict[str, object] = {}
+
+    def check(part: Path) -> None:
+        # Without a size to compare, only a full read catches a truncated file: its header alone
+        # (moov first) still reports the whole duration.
+        data.update(_inspect(part, final, exact=expected_size is None))
+
+    download(open_stream, source, final, expected_size=expected_size, shown=shown, check=check)
     tmp = _marker(final).with_suffix(".tmp")
     tmp.write_text(json.dumps(data))
     os.replace(tmp, _marker(final))
     return data
 
 
-def _download_url(
+def _from_url(
     api: ResultApi,
     job: BatchSynthesis,
-    dest: Path,
     url_of: Callable[[BatchSynthesis], str | None],
+    fetch: Callable[[str, int | None], T],
     *,
     sized: bool,
-) -> int:
-    """Download with fresh URLs on expiry: re-GET the job when storage answers 403/404."""
+) -> T:
+    """Fetch a result URL, with fresh URLs on expiry (re-GET the job on 403/404 from storage)."""
     current = job
     for attempt in range(_MAX_URL_REFRESHES + 1):
         url = url_of(current)
@@ -132,7 +260,7 @@ def _download_url(
             raise DownloadError(f"job {job.id}: the service gave no result URL")
         try:
             expected = current.properties.size_in_bytes if sized and current.properties else None
-            return api.download(url, dest, expected_size=expected)
+            return fetch(url, expected)
         except ResultExpiredError:
             if attempt == _MAX_URL_REFRESHES:
                 raise
@@ -156,16 +284,17 @@ def fetch_job(
     planned: PlannedJob,
     cache_dir: Path,
     *,
-    blob_fetch: BlobFetcher | None = None,
+    blob_stream: Opener | None = None,
 ) -> list[FetchedVideo]:
     """Download and verify every video of a succeeded job (skipping verified ones).
 
     Args:
-        api: The Speech client.
+        api: The batch avatar client.
         job: The service's view of the job (``Succeeded``).
         planned: The plan it came from (maps input numbers to video keys).
         cache_dir: The download cache root; files go to ``cache_dir/<job_id>/``.
-        blob_fetch: Fetches from the destination container (packed, multi-input jobs).
+        blob_stream: Opens blobs of the destination container (packed, multi-input jobs), e.g.
+            ``BlobStore.stream``.
 
     Returns:
         One verified video per input, in input order.
@@ -185,50 +314,32 @@ def fetch_job(
         and job.outputs.result is not None
         and not job.outputs.result.startswith(("http://", "https://"))
     )
-    summary_path = folder / "summary.json"
-    if packed and blob_fetch is None:
+    if packed and blob_stream is None:
         raise DownloadError(
             f"job {job.id} wrote its results to a destination container; "
             "configure AVATARPIPE_BLOB_CONNECTION_STRING to fetch them"
         )
-    if not summary_path.is_file():
-        try:
-            if packed:
-                assert blob_fetch is not None
-                blob_fetch(_relative(job, "summary.json"), summary_path)
-            else:
-                _download_url(
-                    api,
-                    job,
-                    summary_path,
-                    lambda j: j.outputs.summary if j.outputs else None,
-                    sized=False,
-                )
-        except DownloadError as exc:
-            log.warning("no summary.json for %s: %s", job.id, exc)
-    summary = _read_summary(summary_path) if summary_path.is_file() else None
+    summary = _summary(api, job, folder / "summary.json", blob_stream if packed else None)
     videos = []
     for number, item in enumerate(planned.inputs, start=1):
-        name = f"{number:04d}.{ext}"
-        path = folder / name
+        path = folder / f"{number:04d}.{ext}"
         data = _cached(path)
         downloaded = data is None
         if data is None:
-            incoming = folder / f".{number:04d}.incoming.{ext}"  # verified before its final name
-            if packed:
-                assert blob_fetch is not None
-                blob_fetch(_relative(job, name), incoming)
-                data = _verify(incoming, path, None)
-            else:
-                _download_url(
-                    api,
-                    job,
-                    incoming,
-                    lambda j: j.outputs.result if j.outputs else None,
-                    sized=True,
+            if packed and blob_stream is not None:
+                data = _fetch_video(
+                    blob_stream, _relative(job, path.name), path, expected_size=None
                 )
-                expected = job.properties.size_in_bytes if job.properties else None
-                data = _verify(incoming, path, expected)
+            else:
+
+                def fetch(url: str, size: int | None, final: Path = path) -> dict[str, object]:
+                    return _fetch_video(
+                        api.stream, url, final, expected_size=size, shown=safe_url(url)
+                    )
+
+                data = _from_url(
+                    api, job, lambda j: j.outputs.result if j.outputs else None, fetch, sized=True
+                )
         entry = None
         if summary is not None and len(summary.results) >= number:
             entry = summary.results[number - 1]
@@ -246,6 +357,27 @@ def fetch_job(
             )
         )
     return videos
+
+
+def _summary(
+    api: ResultApi, job: BatchSynthesis, path: Path, blob_stream: Opener | None
+) -> SummaryFile | None:
+    """The job's ``summary.json`` (fetched once; a missing one is not an error)."""
+    if not path.is_file():
+        try:
+            if blob_stream is not None:
+                download(blob_stream, _relative(job, path.name), path)
+            else:
+                _from_url(
+                    api,
+                    job,
+                    lambda j: j.outputs.summary if j.outputs else None,
+                    lambda url, _size: download(api.stream, url, path, shown=safe_url(url)),
+                    sized=False,
+                )
+        except DownloadError as exc:
+            log.warning("no summary.json for %s: %s", job.id, exc)
+    return _read_summary(path) if path.is_file() else None
 
 
 def _relative(job: BatchSynthesis, name: str) -> str:

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from avatarpipe.errors import RequestValidationError
 from avatarpipe.speech.models import (
     MAX_INPUTS,
@@ -35,15 +37,16 @@ _ID_PREFIX = "ap"
 _HASH_CHARS = 20
 
 
-@dataclass(frozen=True)
-class VideoInput:
-    """One video to make: one input of a batch job.
+class VideoInput(BaseModel):
+    """One video to make: one input of a batch job (plain data, so it can be a flow parameter).
 
     Attributes:
         key: A stable name for the video within its run (``scene-001``), used in file names.
         content: Plain text or a whole SSML document.
         input_kind: What ``content`` is.
     """
+
+    model_config = ConfigDict(frozen=True)
 
     key: str
     content: str

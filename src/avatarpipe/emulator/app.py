@@ -11,30 +11,28 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import unquote_plus
 
-import yaml
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError as FastApiValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 
-from avatarpipe.emulator.apierror import ApiError, bad_request, error_body
+from avatarpipe.emulator.apierror import ApiError, error_body
 from avatarpipe.emulator.config import EmulatorConfig
-from avatarpipe.emulator.renderer import Renderer
-from avatarpipe.emulator.service import (
+from avatarpipe.emulator.rendering import Renderer
+from avatarpipe.emulator.resource import (
     AVATAR_API_VERSIONS,
     CUSTOM_VOICE_API_VERSIONS,
-    RESULT_CONTAINER,
     EmulatedResource,
-    iso,
 )
+from avatarpipe.emulator.routes import admin, jobs, results, voices
 from avatarpipe.emulator.store import Store
 
 __all__ = ["EmulatorApp", "create_app", "load_renderer"]
@@ -119,6 +117,8 @@ class EmulatorApp(FastAPI):
     """FastAPI with the emulator's gateway in front (outside every middleware)."""
 
     resource: EmulatedResource
+    api_routes: list[BaseRoute]
+    """Every route of the emulator, to name the template a request matches (for stats)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: D102
         if scope["type"] != "http":
@@ -128,7 +128,7 @@ class EmulatorApp(FastAPI):
 
     def _template(self, scope: Scope) -> tuple[str, bool]:
         partial = None
-        for route in self.router.routes:
+        for route in self.api_routes:
             match, _ = route.matches(scope)
             path = getattr(route, "path", "")
             if match == Match.FULL:
@@ -163,15 +163,9 @@ class EmulatorApp(FastAPI):
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         early: Response | None = None
         if api is not None or scope["path"].startswith("/emulator/"):
-            admin = api is None
-            if (not admin or res.key is not None) and not res.authorized(headers):
-                early = _error(
-                    401,
-                    "Unauthorized",
-                    "Access denied due to invalid subscription key or wrong API endpoint. Make "
-                    "sure to provide a valid key for an active subscription and use a correct "
-                    "regional API endpoint for your resource.",
-                )
+            problem = res.auth_problem(headers)
+            if problem is not None and (api is not None or res.key is not None):
+                early = _error(401, "Unauthorized", problem)
         if early is None and api is not None and matched:
             early = await self._azure_checks(scope, api, method, template, send, route_key)
             if early is None and scope.get("emulator.dropped"):
@@ -194,8 +188,6 @@ class EmulatorApp(FastAPI):
             for pair in scope.get("query_string", b"").decode("latin-1").split("&")
             if pair
         )
-        from urllib.parse import unquote_plus
-
         version = unquote_plus(query.get("api-version", ""))
         supported = AVATAR_API_VERSIONS if api == "avatar" else CUSTOM_VOICE_API_VERSIONS
         if not version:
@@ -258,57 +250,6 @@ class EmulatorApp(FastAPI):
         transport.abort()
 
 
-async def _body(request: Request) -> bytes:
-    return await request.body()
-
-
-def _paging(request: Request) -> tuple[int, int]:
-    def number(name: str, default: int) -> int:
-        raw = request.query_params.get(name)
-        if raw is None or raw == "":
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ApiError(
-                400, "BadArgument", f"The {name} '{raw}' is not a valid integer.", target=name
-            ) from None
-        if value < 0 or (name == "maxpagesize" and value == 0):
-            raise ApiError(400, "BadArgument", f"The {name} '{raw}' is out of range.", target=name)
-        return value
-
-    return number("skip", 0), min(number("maxpagesize", 100), 100)
-
-
-def _version(request: Request) -> str:
-    return request.query_params.get("api-version", "")
-
-
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def _storage_error(status: int, code: str, message: str, detail: str | None = None) -> Response:
-    extra = f"<AuthenticationErrorDetail>{detail}</AuthenticationErrorDetail>" if detail else ""
-    xml = (
-        '<?xml version="1.0" encoding="utf-8"?>'
-        f"<Error><Code>{code}</Code><Message>{message}\nRequestId:{uuid.uuid4()}\n"
-        f"Time:{iso(__import__('time').time())}</Message>{extra}</Error>"
-    )
-    return Response(
-        xml, status_code=status, media_type="application/xml", headers={"x-ms-error-code": code}
-    )
-
-
-def _parse_seed(raw: bytes, content_type: str) -> Any:
-    try:
-        if "json" in content_type:
-            return json.loads(raw)
-        return yaml.safe_load(raw)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise bad_request(f"The seed is not valid YAML or JSON: {exc}") from None
-
-
 def create_app(config: EmulatorConfig, renderer: Renderer | None = None) -> EmulatorApp:
     """Build the emulator's FastAPI app, its resource and (not started) worker.
 
@@ -324,8 +265,6 @@ def create_app(config: EmulatorConfig, renderer: Renderer | None = None) -> Emul
     Raises:
         ConfigError: The seed file is missing or invalid.
     """
-    from contextlib import asynccontextmanager
-
     from avatarpipe.emulator.worker import JobWorker
 
     config.state_dir.mkdir(parents=True, exist_ok=True)
@@ -338,7 +277,7 @@ def create_app(config: EmulatorConfig, renderer: Renderer | None = None) -> Emul
     worker = JobWorker(resource, renderer or load_renderer(config))
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> Any:
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         worker.start()
         try:
             yield
@@ -356,8 +295,17 @@ def create_app(config: EmulatorConfig, renderer: Renderer | None = None) -> Emul
     app.resource = resource
     app.state.worker = worker
     app.state.store = store
+    _add_error_handlers(app)
+    app.api_routes = []
+    for part in (jobs, voices, results, admin):
+        router = part.router(resource)
+        app.include_router(router)
+        app.api_routes.extend(router.routes)
+    return app
 
-    # ------------------------------------------------------------ error shapes
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Render every error as ``{"error": {"code", "message"}}`` with ``x-ms-error-code``."""
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -384,208 +332,3 @@ def create_app(config: EmulatorConfig, renderer: Renderer | None = None) -> Emul
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("emulator: unhandled error")
         return _error(500, "InternalServerError", "An internal server error occurred.")
-
-    # ------------------------------------------------------------ batch avatar
-
-    @app.get("/avatar/batchsyntheses")
-    @app.get("/avatar/batchsyntheses/")
-    async def list_jobs(request: Request) -> JSONResponse:
-        skip, top = _paging(request)
-        return _json(await asyncio.to_thread(resource.list_jobs, skip, top, _version(request)))
-
-    @app.put("/avatar/batchsyntheses/{id}")
-    async def create_job(id: str, request: Request) -> JSONResponse:
-        raw = await _body(request)
-        body, headers = await asyncio.to_thread(
-            resource.create_job,
-            id,
-            raw,
-            request.headers.get("operation-id"),
-            _version(request),
-        )
-        return _json(body, 201, headers)
-
-    @app.get("/avatar/batchsyntheses/{id}")
-    async def get_job(id: str) -> JSONResponse:
-        return _json(await asyncio.to_thread(resource.get_job, id))
-
-    @app.delete("/avatar/batchsyntheses/{id}")
-    async def delete_job(id: str) -> Response:
-        await asyncio.to_thread(resource.delete_job, id)
-        return Response(status_code=204)
-
-    @app.get("/avatar/operations/{id}")
-    async def avatar_operation(id: str) -> JSONResponse:
-        return _json(resource.get_operation("avatar", id))
-
-    # ------------------------------------------------------------ custom voice
-
-    @app.get("/customvoice/operations/{id}")
-    async def cv_operation(id: str) -> JSONResponse:
-        return _json(resource.get_operation("customvoice", id))
-
-    def _cv_list(kind: str) -> Callable[[Request], Awaitable[JSONResponse]]:
-        async def handler(request: Request) -> JSONResponse:
-            skip, top = _paging(request)
-            return _json(
-                resource.list_cv(
-                    kind, skip, top, request.query_params.get("filter"), _version(request)
-                )
-            )
-
-        return handler
-
-    def _cv_get(kind: str) -> Callable[[str], Awaitable[JSONResponse]]:
-        async def handler(id: str) -> JSONResponse:
-            return _json(resource.get_cv(kind, id).body)
-
-        return handler
-
-    def _cv_delete(kind: str) -> Callable[[str, Request], Awaitable[Response]]:
-        async def handler(id: str, request: Request) -> Response:
-            force = request.query_params.get("forceDelete", "false").lower() == "true"
-            resource.delete_cv(kind, id, force)
-            return Response(status_code=204)
-
-        return handler
-
-    for kind in ("projects", "models", "endpoints"):
-        app.add_api_route(f"/customvoice/{kind}", _cv_list(kind), methods=["GET"])
-        app.add_api_route(f"/customvoice/{kind}/{{id}}", _cv_get(kind), methods=["GET"])
-        app.add_api_route(f"/customvoice/{kind}/{{id}}", _cv_delete(kind), methods=["DELETE"])
-
-    @app.put("/customvoice/projects/{id}")
-    async def create_project(id: str, request: Request) -> JSONResponse:
-        return _json(resource.create_project(id, await _body(request), _version(request)), 201)
-
-    @app.put("/customvoice/models/{id}")
-    async def create_model(id: str, request: Request) -> JSONResponse:
-        body, headers = resource.create_model(
-            id, await _body(request), request.headers.get("operation-id"), _version(request)
-        )
-        return _json(body, 201, headers)
-
-    @app.put("/customvoice/endpoints/{id}")
-    async def create_endpoint(id: str, request: Request) -> JSONResponse:
-        body, headers = resource.create_endpoint(
-            id, await _body(request), request.headers.get("operation-id"), _version(request)
-        )
-        return _json(body, 201, headers)
-
-    @app.post("/customvoice/endpoints/{id}:suspend")
-    async def suspend_endpoint(id: str, request: Request) -> JSONResponse:
-        body, headers = resource.endpoint_action(
-            id, "suspend", request.headers.get("operation-id"), _version(request)
-        )
-        return _json(body, 202, headers)
-
-    @app.post("/customvoice/endpoints/{id}:resume")
-    async def resume_endpoint(id: str, request: Request) -> JSONResponse:
-        body, headers = resource.endpoint_action(
-            id, "resume", request.headers.get("operation-id"), _version(request)
-        )
-        return _json(body, 202, headers)
-
-    # ------------------------------------------------------------ results
-
-    @app.get(f"/results/{RESULT_CONTAINER}/{{res_hex}}/{{job_id}}/{{name}}")
-    async def result_file(res_hex: str, job_id: str, name: str, request: Request) -> Response:
-        path = resource.result_path(job_id, name)
-        problem = resource.check_signature(
-            path, request.query_params.get("se"), request.query_params.get("sig")
-        )
-        if res_hex != resource.resource_hex:
-            problem = problem or "Signature did not match."
-        if problem is not None:
-            return _storage_error(
-                403,
-                "AuthenticationFailed",
-                "Server failed to authenticate the request. Make sure the value of "
-                "Authorization header is formed correctly including the signature.",
-                problem,
-            )
-        job = resource.store.get_job(job_id)
-        file = resource.job_dir(job) / name if job is not None else None
-        if job is None or file is None or "/" in name or name.startswith(".") or not file.is_file():
-            return _storage_error(404, "BlobNotFound", "The specified blob does not exist.")
-        resource.store.bump("downloads")
-        resource.store.bump("downloads.summary" if name == "summary.json" else "downloads.video")
-        media = "application/json" if name.endswith(".json") else None
-        return FileResponse(Path(file), media_type=media)
-
-    # ------------------------------------------------------------ emulator admin
-
-    @app.get("/emulator/avatars")
-    async def list_avatars() -> JSONResponse:
-        return _json({"value": [resource.avatar_view(m) for m in resource.store.list_avatars()]})
-
-    @app.get("/emulator/avatars/{name}")
-    async def get_avatar(name: str) -> JSONResponse:
-        model = resource.store.get_avatar(name)
-        if model is None:
-            raise ApiError(404, "NotFound", f"The custom avatar model '{name}' can't be found.")
-        return _json(resource.avatar_view(model))
-
-    @app.put("/emulator/avatars/{name}")
-    async def put_avatar(name: str) -> JSONResponse:
-        view, created = resource.create_avatar(name)
-        return _json(view, 201 if created else 200)
-
-    @app.delete("/emulator/avatars/{name}")
-    async def delete_avatar(name: str) -> Response:
-        if not resource.store.delete_avatar(name):
-            raise ApiError(404, "NotFound", f"The custom avatar model '{name}' can't be found.")
-        return Response(status_code=204)
-
-    @app.post("/emulator/avatars/{name}:deploy")
-    async def deploy_avatar(name: str) -> JSONResponse:
-        return _json(resource.deploy_avatar(name), 202)
-
-    @app.delete("/emulator/avatars/{name}/deployment")
-    async def remove_deployment(name: str) -> Response:
-        resource.remove_deployment(name)
-        return Response(status_code=204)
-
-    @app.post("/emulator/seed")
-    async def seed(request: Request) -> JSONResponse:
-        data = _parse_seed(await _body(request), request.headers.get("content-type", ""))
-        return _json({"seeded": resource.seed(data)})
-
-    @app.get("/emulator/config")
-    async def get_config() -> JSONResponse:
-        return _json(resource.knobs())
-
-    @app.put("/emulator/config")
-    async def put_config(request: Request) -> JSONResponse:
-        try:
-            changes = json.loads(await _body(request) or b"{}")
-        except ValueError:
-            raise bad_request("The body is not valid JSON.") from None
-        if not isinstance(changes, dict):
-            raise bad_request("The body must be a JSON object.")
-        resource.reconfigure(changes)
-        return _json(resource.knobs())
-
-    @app.get("/emulator/stats")
-    async def stats() -> JSONResponse:
-        data = resource.store.stats()
-        counters: dict[str, int] = data.pop("counters")
-        faults = {k.split(".", 1)[1]: v for k, v in counters.items() if k.startswith("fault.")}
-        return _json(
-            {
-                "requests_by_route": data["requests_by_route"],
-                "jobs_created": counters.get("jobs_created", 0),
-                "jobs_expired": counters.get("jobs_expired", 0),
-                "jobs_by_status": data["jobs_by_status"],
-                "puts_by_job_id": data["puts_by_job_id"],
-                "downloads": counters.get("downloads", 0),
-                "downloads_by_kind": {
-                    "video": counters.get("downloads.video", 0),
-                    "summary": counters.get("downloads.summary", 0),
-                },
-                "rate_limited": counters.get("ratelimit.429", 0),
-                "faults_injected": faults,
-            }
-        )
-
-    return app

@@ -11,7 +11,7 @@ import re
 import xml.etree.ElementTree as ET  # noqa: S405 - parsing our own callers' SSML for errors only
 from pathlib import Path
 
-from avatarpipe.emulator.renderer import RenderedInput, RenderSpec
+from avatarpipe.emulator.rendering import RenderedInput, RenderSpec
 from avatarpipe.errors import RequestValidationError
 from avatarpipe.media.ffmpeg import run_ffmpeg
 
@@ -57,7 +57,7 @@ def _frame_size(spec: RenderSpec, override: tuple[int, int] | None) -> tuple[int
 
 
 class PlaceholderRenderer:
-    """Renders a colour frame plus a tone (a :class:`~avatarpipe.emulator.renderer.Renderer`)."""
+    """Renders a colour frame plus a tone (a :class:`~avatarpipe.emulator.rendering.Renderer`)."""
 
     def __init__(self, frame_size: tuple[int, int] | None = None) -> None:
         """Create the renderer.

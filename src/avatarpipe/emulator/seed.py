@@ -27,7 +27,7 @@ from avatarpipe.emulator.apierror import ApiError
 from avatarpipe.errors import ConfigError
 
 if TYPE_CHECKING:
-    from avatarpipe.emulator.service import EmulatedResource
+    from avatarpipe.emulator.resource import EmulatedResource
 
 __all__ = ["load_seed_file"]
 

@@ -11,7 +11,7 @@ import uvicorn
 
 from avatarpipe.emulator.app import EmulatorApp, create_app
 from avatarpipe.emulator.config import EmulatorConfig
-from avatarpipe.emulator.renderer import Renderer
+from avatarpipe.emulator.rendering import Renderer
 from avatarpipe.errors import AvatarpipeError
 
 __all__ = ["EmulatorServer"]

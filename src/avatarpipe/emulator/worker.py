@@ -3,7 +3,7 @@
 One scheduler thread starts waiting jobs (after the modelled queue delay, at most
 ``max_running`` at once), finishes rendered jobs once their modelled render time is over, applies
 CNV/avatar state transitions and deletes jobs past their TTL. A small pool of render threads calls
-the :class:`~avatarpipe.emulator.renderer.Renderer` for each input, writes ``summary.json`` and,
+the :class:`~avatarpipe.emulator.rendering.Renderer` for each input, writes ``summary.json`` and,
 with ``destinationContainerUrl``, uploads everything through the Blob API. After a restart, jobs
 that were ``Running`` are rendered again.
 """
@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 import httpx
 
-from avatarpipe.emulator.renderer import Renderer, RenderSpec
-from avatarpipe.emulator.service import EmulatedResource
+from avatarpipe.emulator.rendering import Renderer, RenderSpec
+from avatarpipe.emulator.resource import EmulatedResource
 from avatarpipe.emulator.store import Job
 from avatarpipe.errors import AvatarpipeError, redact
 
@@ -164,7 +164,7 @@ class JobWorker:
             if job.last_action + float(ttl_h) * 3600.0 <= now:
                 deleted = res.store.delete_job(job.id)
                 if deleted is not None and deleted.internal_id == job.internal_id:
-                    res.remove_results(job)
+                    res.jobs.remove_results(job)
                     res.store.bump("jobs_expired")
         # Start waiting jobs, oldest first, up to the concurrency cap.
         running = res.store.count_jobs("Running")
@@ -197,7 +197,11 @@ class JobWorker:
     def _render_job(self, job: Job) -> None:
         try:
             self._render_job_inner(job)
-        except Exception as exc:  # pragma: no cover - unexpected: fail the job, keep going
+        except Exception as exc:
+            if not self.resource.jobs.exists(job):
+                # DELETE removed its folder while it rendered: nothing went wrong.
+                self._dropped(job)
+                return
             log.exception("emulator: rendering job %s failed", job.id)
             self._finish(job, [], [], {"code": "InternalServerError", "message": str(exc)})
         finally:
@@ -207,7 +211,7 @@ class JobWorker:
 
     def _render_job_inner(self, job: Job) -> None:
         res = self.resource
-        out_dir = res.job_dir(job)
+        out_dir = res.jobs.job_dir(job)
         shutil.rmtree(out_dir, ignore_errors=True)
         out_dir.mkdir(parents=True, exist_ok=True)
         if job.result.get("fail"):
@@ -231,6 +235,9 @@ class JobWorker:
             for idx, item in enumerate(request.get("inputs") or [], start=1):
                 if self._stop.is_set():
                     return  # resumed after restart
+                if not res.jobs.exists(job):
+                    self._dropped(job)
+                    return
                 stem = f"{idx:04d}"
                 entry: dict[str, Any] = {"texts": [item["content"]], "stem": stem}
                 try:
@@ -255,24 +262,7 @@ class JobWorker:
                     first_error = first_error or entry["error"]
                 inputs.append(entry)
         ok = [i for i in inputs if i["status"] == "Succeeded"]
-        summary = {
-            "jobID": job.internal_id,
-            "status": "Succeeded" if ok else "Failed",
-            "results": [
-                {
-                    "texts": i["texts"],
-                    "status": i["status"],
-                    **(
-                        {"videoFileName": f"{res.resource_hex}/{job.id}/{i['file']}"}
-                        if i["status"] == "Succeeded"
-                        else {}
-                    ),
-                    "TalkingAvatarCharacter": request["avatarConfig"]["talkingAvatarCharacter"],
-                    "TalkingAvatarStyle": request["avatarConfig"].get("talkingAvatarStyle") or "",
-                }
-                for i in inputs
-            ],
-        }
+        summary = _summary(job, inputs, res.resource_hex)
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
         error = None if ok else first_error
         if ok and (request.get("properties") or {}).get("destinationContainerUrl"):
@@ -307,8 +297,13 @@ class JobWorker:
         if error:
             job.result["error"] = error
         if not res.store.update_job(job, expect_status="Running"):
-            res.remove_results(job)  # deleted while rendering
+            self._dropped(job)
         res.wakeup.set()
+
+    def _dropped(self, job: Job) -> None:
+        """A job deleted while it rendered: remove what the render left behind."""
+        log.info("emulator: job %s was deleted while rendering; its results are dropped", job.id)
+        self.resource.jobs.remove_results(job)
 
     @staticmethod
     def _background(request: dict[str, Any], tmp: Path) -> Path | str | None:
@@ -328,11 +323,34 @@ class JobWorker:
         from azure.storage.blob import ContainerClient
 
         url = str(job.request["properties"]["destinationContainerUrl"])
-        prefix = self.resource.destination_prefix(job)
+        prefix = self.resource.jobs.destination_prefix(job)
         with ContainerClient.from_container_url(url) as container:
             for name in names:
                 with (out_dir / name).open("rb") as data:
                     container.upload_blob(f"{prefix}{name}", data, overwrite=True)
+
+
+def _summary(job: Job, inputs: list[dict[str, Any]], resource_hex: str) -> dict[str, Any]:
+    """``summary.json`` of a rendered job."""
+    avatar = job.request["avatarConfig"]
+    return {
+        "jobID": job.internal_id,
+        "status": "Succeeded" if any(i["status"] == "Succeeded" for i in inputs) else "Failed",
+        "results": [
+            {
+                "texts": i["texts"],
+                "status": i["status"],
+                **(
+                    {"videoFileName": f"{resource_hex}/{job.id}/{i['file']}"}
+                    if i["status"] == "Succeeded"
+                    else {}
+                ),
+                "TalkingAvatarCharacter": avatar["talkingAvatarCharacter"],
+                "TalkingAvatarStyle": avatar.get("talkingAvatarStyle") or "",
+            }
+            for i in inputs
+        ],
+    }
 
 
 class _InputError(Exception):

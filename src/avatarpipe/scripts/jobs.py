@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from avatarpipe.batch.plan import VideoInput
+from avatarpipe.batch.run import SynthesisRequest
 from avatarpipe.scripts.model import Script
 from avatarpipe.scripts.ssml import render_script_ssml
 from avatarpipe.speech.models import (
@@ -15,23 +20,29 @@ from avatarpipe.speech.models import (
     VideoFormat,
 )
 
-__all__ = ["SceneInput", "avatar_config", "custom_voices", "scene_inputs"]
+__all__ = [
+    "RenderedScene",
+    "avatar_config",
+    "custom_avatar_scripts",
+    "custom_voices",
+    "scene_inputs",
+    "synthesis_requests",
+]
 
 
 @dataclass(frozen=True)
-class SceneInput:
-    """One scene, ready to submit.
+class RenderedScene:
+    """One scene of a script, ready to submit: the video to make and the avatar that makes it.
 
     Attributes:
-        key: ``<slug>/scene-NNN``: unique across a bulk run, stable across reruns.
         index: The scene's position in the script.
-        ssml: The scene's SSML document.
+        video: The video: key ``<slug>/scene-NNN`` (unique across a bulk run, stable across
+            reruns) and the scene's SSML document.
         avatar: The avatar settings (scene background overrides applied).
     """
 
-    key: str
     index: int
-    ssml: str
+    video: VideoInput
     avatar: BatchAvatarConfig
 
 
@@ -66,6 +77,18 @@ def avatar_config(script: Script, index: int) -> BatchAvatarConfig:
     )
 
 
+def custom_avatar_scripts(scripts: Sequence[Script]) -> list[Script]:
+    """The first script of each custom avatar the scripts use, by avatar name.
+
+    Each custom avatar is checked once, with that script's voice for an Azure probe.
+    """
+    first: dict[str, Script] = {}
+    for script in scripts:
+        if script.avatar.customized:
+            first.setdefault(script.avatar.character, script)
+    return [first[name] for name in sorted(first)]
+
+
 def custom_voices(script: Script) -> dict[str, str]:
     """``customVoices`` for the script's voice: ``{voice name: deployment id}`` or empty."""
     if script.voice.deployment_id is None:
@@ -73,7 +96,7 @@ def custom_voices(script: Script) -> dict[str, str]:
     return {script.voice.name: str(script.voice.deployment_id)}
 
 
-def scene_inputs(script: Script) -> list[SceneInput]:
+def scene_inputs(script: Script) -> list[RenderedScene]:
     """Render every scene of a script to SSML with its avatar settings.
 
     Args:
@@ -87,11 +110,42 @@ def scene_inputs(script: Script) -> list[SceneInput]:
     """
     documents = render_script_ssml(script)
     return [
-        SceneInput(
-            key=f"{script.slug}/scene-{i + 1:03d}",
+        RenderedScene(
             index=i,
-            ssml=ssml,
+            video=VideoInput(key=f"{script.slug}/scene-{i + 1:03d}", content=ssml),
             avatar=avatar_config(script, i),
         )
         for i, ssml in enumerate(documents)
+    ]
+
+
+def synthesis_requests(
+    scripts: Sequence[Script], scenes: Mapping[str, Sequence[RenderedScene]], **options: Any
+) -> list[SynthesisRequest]:
+    """One synthesis request per avatar setting and custom voice set, over all the scripts.
+
+    Scenes that share their avatar settings and custom voices share a request (and so its
+    polling and packed jobs), whichever script they come from; scene order is kept.
+
+    Args:
+        scripts: Validated scripts.
+        scenes: Each script's rendered scenes, by slug (see :func:`scene_inputs`).
+        **options: The requests' other fields (``label``, ``pack``, ``cache_dir``...).
+
+    Returns:
+        The requests, in the order their first scene appears.
+    """
+    groups: dict[str, list[tuple[Script, RenderedScene]]] = {}
+    for script in scripts:
+        for scene in scenes[script.slug]:
+            group = json.dumps([scene.avatar.wire(), custom_voices(script)], sort_keys=True)
+            groups.setdefault(group, []).append((script, scene))
+    return [
+        SynthesisRequest(
+            inputs=[scene.video for _, scene in members],
+            avatar=members[0][1].avatar,
+            custom_voices=custom_voices(members[0][0]),
+            **options,
+        )
+        for members in groups.values()
     ]

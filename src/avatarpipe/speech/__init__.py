@@ -1,22 +1,22 @@
-"""Azure AI Speech REST client: batch avatar synthesis and custom voice endpoints.
+"""Azure AI Speech REST clients: batch avatar synthesis and custom voice.
 
-``SpeechClient`` speaks both APIs over an injected ``httpx.Client`` with retries, a rate budget
-and the error tree of :mod:`avatarpipe.errors`; ``SynthesisPoller`` follows one job; ``download``
-streams a result to disk atomically.
+One :class:`Pipeline` (auth, retries, rate budget, error mapping, paging, streaming) is shared
+by :class:`BatchAvatarClient` and :class:`CustomVoiceClient`; build them from the settings with
+:func:`avatarpipe.connect.open_speech`.
 """
 
-from avatarpipe.speech.client import SpeechClient
-from avatarpipe.speech.download import download
-from avatarpipe.speech.polling import SynthesisPoller
+from avatarpipe.speech.batch_avatar import BatchAvatarClient
+from avatarpipe.speech.custom_voice import CustomVoiceClient
+from avatarpipe.speech.pipeline import Pipeline
 from avatarpipe.speech.ratelimit import RateBudget, TokenBucket, UnlimitedBudget
 from avatarpipe.speech.retry import RetryPolicy
 
 __all__ = [
+    "BatchAvatarClient",
+    "CustomVoiceClient",
+    "Pipeline",
     "RateBudget",
     "RetryPolicy",
-    "SpeechClient",
-    "SynthesisPoller",
     "TokenBucket",
     "UnlimitedBudget",
-    "download",
 ]

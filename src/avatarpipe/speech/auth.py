@@ -1,4 +1,6 @@
-"""Authentication for the Speech REST APIs: a resource key or an Entra bearer token.
+"""Authentication for the Speech REST APIs: a resource key or a bearer token.
+
+:func:`avatarpipe.connect.open_speech` decides which one the settings ask for.
 
 The credential is applied per request (never set on the shared ``httpx.Client``), so it reaches
 only the Speech endpoint's own origin and never a storage URL on another host. Neither the key nor
@@ -15,7 +17,7 @@ from pydantic import SecretStr
 
 from avatarpipe.errors import ConfigError, redact
 
-__all__ = ["BearerAuth", "KeyAuth", "make_auth", "redact_httpx_logs", "scrub"]
+__all__ = ["BearerAuth", "KeyAuth", "redact_httpx_logs", "scrub"]
 
 KEY_HEADER = "Ocp-Apim-Subscription-Key"
 
@@ -112,30 +114,6 @@ class BearerAuth(httpx.Auth):
 
     def __repr__(self) -> str:
         return "BearerAuth(token='**********')"
-
-
-def make_auth(
-    key: str | SecretStr | None, token: str | SecretStr | Callable[[], str] | None
-) -> httpx.Auth | None:
-    """Build the auth for a key or a token (not both).
-
-    Args:
-        key: The resource key, or ``None``.
-        token: A bearer token or a token provider, or ``None``.
-
-    Returns:
-        The auth, or ``None`` when neither is given (an emulator without auth).
-
-    Raises:
-        ConfigError: Both a key and a token are given, or one is empty.
-    """
-    if key is not None and token is not None:
-        raise ConfigError("speech auth: give a key or a token, not both")
-    if key is not None:
-        return KeyAuth(key)
-    if token is not None:
-        return BearerAuth(token)
-    return None
 
 
 def scrub(text: str, secrets: list[str]) -> str:

@@ -397,8 +397,11 @@ class BatchSynthesis(_Wire):
             raise RequestValidationError(
                 "properties.destinationPath: only valid with properties.destinationContainerUrl"
             )
-        if self.input_kind == InputKind.PLAIN_TEXT and not (
-            self.synthesis_config and self.synthesis_config.voice
+        built_in = bool(self.avatar_config.use_built_in_voice and self.avatar_config.customized)
+        if (
+            self.input_kind == InputKind.PLAIN_TEXT
+            and not built_in
+            and not (self.synthesis_config and self.synthesis_config.voice)
         ):
             raise RequestValidationError("synthesisConfig.voice: required for PlainText inputs")
         ttl = props.time_to_live_in_hours

@@ -22,7 +22,13 @@ from avatarpipe.errors import (
 from avatarpipe.speech.auth import scrub
 from avatarpipe.speech.retry import parse_retry_after
 
-__all__ = ["error_from_response", "parse_error_body", "parse_model", "retry_after_of"]
+__all__ = [
+    "error_from_response",
+    "fit_model",
+    "parse_error_body",
+    "parse_model",
+    "retry_after_of",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -121,8 +127,8 @@ def error_from_response(
         secrets: Exact secret values (the key, the token) to mask should the body echo them.
 
     Returns:
-        The error to raise, carrying status, code, message, ``x-ms-error-code`` and
-        ``apim-request-id``.
+        The error to raise, carrying the method and URL, status, code, message,
+        ``x-ms-error-code`` and ``apim-request-id``.
     """
     status = response.status_code
     code, service_message = parse_error_body(response)
@@ -139,6 +145,8 @@ def error_from_response(
         message += f" (apim-request-id: {request_id})"
     message = redact(message)
     fields: dict[str, Any] = {
+        "method": response.request.method,
+        "url": str(response.request.url),
         "status_code": status,
         "code": code,
         "service_message": service_message,
@@ -181,14 +189,41 @@ def parse_model(model: type[M], response: httpx.Response, what: str) -> M:
     except ValueError:
         raise ResponseError(
             f"{what}: {response.status_code} with a body that is not JSON "
-            f"({len(response.content)} bytes)"
+            f"({len(response.content)} bytes)",
+            **_where(response),
         ) from None
+    return fit_model(model, data, response, f"{what}: {response.status_code} body")
+
+
+def fit_model(model: type[M], data: Any, response: httpx.Response, subject: str) -> M:
+    """Validate decoded JSON from ``response`` (a body, or one item of a list) into ``model``.
+
+    Args:
+        model: The pydantic model.
+        data: The decoded JSON.
+        response: The response it came in (for the error's method, URL and status).
+        subject: What ``data`` is, for the message (``GET /avatar/batchsyntheses: a listed item``).
+
+    Returns:
+        The parsed model.
+
+    Raises:
+        ResponseError: ``data`` does not fit the model (the first problem is named).
+    """
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"]) or "body"
         raise ResponseError(
-            f"{what}: {response.status_code} body does not fit {model.__name__}: "
-            f"{loc}: {first['msg']}"
+            f"{subject} does not fit {model.__name__}: {loc}: {first['msg']}", **_where(response)
         ) from None
+
+
+def _where(response: httpx.Response) -> dict[str, Any]:
+    return {
+        "method": response.request.method,
+        "url": str(response.request.url),
+        "status_code": response.status_code,
+        "request_id": response.headers.get("apim-request-id"),
+    }

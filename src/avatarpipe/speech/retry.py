@@ -1,7 +1,7 @@
 """Retries of transient Speech service errors: exponential backoff with jitter, bounded twice.
 
-A call is retried on :class:`~avatarpipe.errors.TransientServiceError` (429, 5xx, transport
-failures) and never on anything else. The wait before attempt ``n + 1`` is
+A call is retried on :data:`~avatarpipe.errors.TRANSIENT_ERRORS` (no answer: connect errors and
+timeouts; or 429, 5xx) and never on anything else. The wait before attempt ``n + 1`` is
 ``base_delay_s * 2 ** (n - 1)`` scaled by a random factor in ``[1 - jitter, 1 + jitter]``, or the
 service's ``Retry-After`` when it sent one (Azure does not promise it), always capped by
 ``max_delay_s`` and by what is left of ``max_total_s``.
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from avatarpipe.errors import RateLimitedError, TransientServiceError
+from avatarpipe.errors import TRANSIENT_ERRORS, RateLimitedError, ServiceError
 
 __all__ = ["RetryPolicy", "parse_retry_after"]
 
@@ -112,7 +112,7 @@ class RetryPolicy:
         factor = 1.0 + self.jitter * (2.0 * self._rng.random() - 1.0)
         return min(self.max_delay_s, raw * factor)
 
-    def delay_for(self, attempt: int, error: TransientServiceError) -> float:
+    def delay_for(self, attempt: int, error: ServiceError) -> float:
         """The wait before the next attempt: ``Retry-After`` when given, else the backoff.
 
         Args:
@@ -131,15 +131,16 @@ class RetryPolicy:
         """Call ``call`` until it returns, retrying transient errors within the bounds.
 
         Args:
-            call: The attempt; it raises :class:`TransientServiceError` for retryable failures.
+            call: The attempt; it raises one of :data:`TRANSIENT_ERRORS` for retryable failures.
             what: A short description for log lines (must hold no secret).
 
         Returns:
             What ``call`` returned.
 
         Raises:
-            TransientServiceError: The last transient error, once attempts or time ran out
+            ServiceRequestError: The last transient error, once attempts or time ran out
                 (a note says how many attempts were made).
+            TransientServiceError: Likewise, when the service answered 429 or 5xx.
             Exception: Anything else ``call`` raises, at once and unchanged.
         """
         start = self._clock()
@@ -148,7 +149,7 @@ class RetryPolicy:
             attempt += 1
             try:
                 return call()
-            except TransientServiceError as exc:
+            except TRANSIENT_ERRORS as exc:
                 elapsed = self._clock() - start
                 remaining = self.max_total_s - elapsed
                 if attempt >= self.max_attempts or remaining <= 0:

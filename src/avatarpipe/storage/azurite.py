@@ -1,7 +1,7 @@
 """Azurite, the local Blob Storage emulator: how to start it and how to reach it.
 
-Used by ``make up`` (``avatarpipe.stack``), the test fixture and the benchmarks. Azurite from npm
-rejects the API version that current azure-storage-blob sends, so it always runs with
+Used by ``make up`` (``avatarpipe.cli.stack``), the test fixture and the benchmarks. Azurite
+from npm rejects the API version that current azure-storage-blob sends, so it always runs with
 ``--skipApiVersionCheck`` (and ``--disableTelemetry``: there is no internet here).
 """
 

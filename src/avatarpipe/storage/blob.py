@@ -1,8 +1,10 @@
 """Azure Blob Storage: destination containers for multi-input jobs, and publishing results.
 
-Connect with a connection string (Azurite's works) or an account URL plus a credential: an
-account key, an ``AzureNamedKeyCredential``, an Entra token credential (SAS URLs are then signed
-with a user delegation key) or nothing when the URL itself carries a SAS. Every upload checks
+Connect with a connection string (``AccountKey=`` or ``SharedAccessSignature=``; Azurite's
+works) or an account URL plus a credential: an account key, an ``AzureNamedKeyCredential``, an
+Entra token credential (SAS URLs are then signed with a user delegation key; a bare account URL
+in the settings signs in with ``DefaultAzureCredential``) or nothing when the URL itself carries a
+SAS. Every upload checks
 its MD5 and is skipped when the blob already holds the same bytes; read and write links are
 short-lived SAS URLs, minted on demand and never logged or stored.
 """
@@ -10,10 +12,11 @@ short-lived SAS URLs, minted on demand and never logged or stored.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import logging
 import mimetypes
-import os
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,7 @@ from azure.storage.blob import (
 
 from avatarpipe.errors import ConfigError, DownloadError, StorageError, redact
 from avatarpipe.settings import Settings
+from avatarpipe.speech.pipeline import ByteStream
 
 __all__ = ["BlobStore", "content_type_for", "store_from_settings"]
 
@@ -57,6 +61,12 @@ def _reason(exc: Exception) -> str:
     code = getattr(exc, "error_code", None)
     code = getattr(code, "value", code)
     return redact(f"{line} ({code})" if code and str(code) not in line else line)
+
+
+def _bare(url: str) -> str:
+    """``url`` without its query (a client made with a SAS puts it in every URL)."""
+    parts = urlsplit(str(url))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
 def content_type_for(path: Path) -> str:
@@ -105,7 +115,9 @@ class BlobStore:
         """Connect with a connection string.
 
         Args:
-            conn: ``DefaultEndpointsProtocol=...;AccountName=...;AccountKey=...`` (Azurite's too).
+            conn: ``DefaultEndpointsProtocol=...;AccountName=...;AccountKey=...`` (Azurite's too)
+                or ``BlobEndpoint=...;SharedAccessSignature=...`` (an account SAS, used as is
+                for links).
             container: The container name.
 
         Returns:
@@ -119,7 +131,8 @@ class BlobStore:
         except (ValueError, AzureError) as exc:
             raise ConfigError(f"AVATARPIPE_BLOB_CONNECTION_STRING: {_reason(exc)}") from None
         parts = dict(p.split("=", 1) for p in conn.split(";") if "=" in p)
-        return cls(service, container, account_key=parts.get("AccountKey"))
+        sas = parts.get("SharedAccessSignature", "").lstrip("?") or None
+        return cls(service, container, account_key=parts.get("AccountKey"), sas_token=sas)
 
     @classmethod
     def from_account_url(cls, url: str, container: str, credential: Any = None) -> BlobStore:
@@ -143,7 +156,7 @@ class BlobStore:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(f"AVATARPIPE_BLOB_ACCOUNT_URL: {redact(url)!r} is not an http(s) URL")
         sas = parts.query or None
-        bare = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+        bare = _bare(url)
         try:
             if isinstance(credential, str):
                 probe = BlobServiceClient(account_url=bare)
@@ -241,48 +254,51 @@ class BlobStore:
             StorageError: A user delegation key could not be obtained.
         """
         token = self._sign(datetime.now(UTC) + lifetime, blob=None, write=write)
-        return f"{self._container.url}?{token}"
+        return f"{_bare(self._container.url)}?{token}"
 
     def blob_url(self, name: str) -> str:
         """The plain URL of a blob, without any SAS (safe for logs and artifacts)."""
-        return str(self._container.get_blob_client(name).url)
+        return _bare(self._container.get_blob_client(name).url)
 
-    def download(self, name: str, dest: Path) -> int:
-        """Stream a blob to ``dest`` through a ``.part`` file, checking size (and MD5 if stored).
+    @contextlib.contextmanager
+    def stream(self, name: str) -> Iterator[ByteStream]:
+        """Open a blob for streaming; the last chunk is checked against its size and stored MD5.
 
-        Returns:
-            The number of bytes written.
+        Args:
+            name: The blob name.
+
+        Yields:
+            ``(size, chunks)``: the blob's size and an iterator of its chunks.
 
         Raises:
-            DownloadError: Missing blob, transfer failure or a size/MD5 mismatch.
+            DownloadError: Missing blob, transfer failure, or (once the chunks are read) a size or
+                MD5 mismatch.
         """
-        part = dest.with_name(dest.name + ".part")
         try:
-            blob = self._container.get_blob_client(name)
-            stream = blob.download_blob(validate_content=False)
-            expected = stream.properties.size
-            stored_md5 = stream.properties.content_settings.content_md5
-            digest = hashlib.md5()  # noqa: S324
-            written = 0
-            with part.open("wb") as fh:
-                for chunk in stream.chunks():
-                    fh.write(chunk)
-                    digest.update(chunk)
-                    written += len(chunk)
-                fh.flush()
-                os.fsync(fh.fileno())
-            if written != expected:
-                raise DownloadError(f"blob {name}: got {written} bytes of {expected}")
-            if stored_md5 and bytes(stored_md5) != digest.digest():
-                raise DownloadError(f"blob {name}: MD5 does not match")
-            os.replace(part, dest)
-            return written
+            blob = self._container.get_blob_client(name).download_blob(validate_content=False)
         except ResourceNotFoundError:
             raise DownloadError(f"blob {name} not found in {self.container_name}") from None
         except AzureError as exc:
             raise DownloadError(f"blob {name}: {_reason(exc)}") from None
-        finally:
-            part.unlink(missing_ok=True)
+        size = int(blob.properties.size)
+        stored_md5 = blob.properties.content_settings.content_md5
+
+        def chunks() -> Iterator[bytes]:
+            digest = hashlib.md5()  # noqa: S324 - Blob Storage's own integrity check
+            read = 0
+            try:
+                for chunk in blob.chunks():
+                    digest.update(chunk)
+                    read += len(chunk)
+                    yield chunk
+            except AzureError as exc:
+                raise DownloadError(f"blob {name}: {_reason(exc)}") from None
+            if read != size:
+                raise DownloadError(f"blob {name}: got {read} bytes of {size}")
+            if stored_md5 and bytes(stored_md5) != digest.digest():
+                raise DownloadError(f"blob {name}: MD5 does not match")
+
+        yield size, chunks()
 
     def upload(self, path: Path, name: str, *, metadata: dict[str, str] | None = None) -> bool:
         """Upload a file unless the blob already holds the same bytes (MD5).
@@ -404,8 +420,9 @@ class BlobStore:
 def store_from_settings(conf: Settings) -> BlobStore | None:
     """The configured blob container, or ``None`` for local ``outputs/`` only.
 
-    ``AVATARPIPE_BLOB_CONNECTION_STRING`` wins; else ``AVATARPIPE_BLOB_ACCOUNT_URL`` carrying an
-    account SAS (``https://<account>.blob.core.windows.net/?sv=...``).
+    ``AVATARPIPE_BLOB_CONNECTION_STRING`` wins; else ``AVATARPIPE_BLOB_ACCOUNT_URL``, carrying an
+    account SAS (``https://<account>.blob.core.windows.net/?sv=...``) or bare, then signed in with
+    ``azure.identity.DefaultAzureCredential`` (links signed with a user delegation key).
 
     Args:
         conf: The settings.
@@ -420,6 +437,12 @@ def store_from_settings(conf: Settings) -> BlobStore | None:
         return BlobStore.from_connection_string(
             conf.blob_connection_string.get_secret_value(), conf.blob_container
         )
-    if conf.blob_account_url:
-        return BlobStore.from_account_url(conf.blob_account_url, conf.blob_container)
+    url = conf.blob_account_url
+    if url and urlsplit(url).query:
+        return BlobStore.from_account_url(url, conf.blob_container)
+    if url:
+        # Imported here: azure-identity (msal, cryptography) costs a third of a second to import.
+        from azure.identity import DefaultAzureCredential
+
+        return BlobStore.from_account_url(url, conf.blob_container, DefaultAzureCredential())
     return None

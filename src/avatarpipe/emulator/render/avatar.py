@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -401,23 +402,8 @@ def _draw_head(look: Look, g: _Geom, viseme: str, closed: bool) -> Image.Image:
     def box(x0: float, y0: float, x1: float, y1: float) -> tuple[int, int, int, int]:
         return int(fx + x0 * u), int(fy + y0 * u), int(fx + x1 * u), int(fy + y1 * u)
 
-    hair = look.hair
-    style = look.hair_style
-    # Hair behind the face.
-    if style == "long":
-        d.rounded_rectangle(box(-185, -150, 185, 150), radius=int(120 * u), fill=hair)
-        d.rounded_rectangle(box(-188, 0, -100, 262), radius=int(40 * u), fill=hair)
-        d.rounded_rectangle(box(100, 0, 188, 262), radius=int(40 * u), fill=hair)
-    elif style == "bob":
-        d.rounded_rectangle(box(-180, -170, 180, 140), radius=int(110 * u), fill=hair)
-    elif style == "curly":
-        for i in range(14):
-            a = math.pi * (0.85 + 1.3 * i / 13)
-            x, y = 175 * math.cos(a), 175 * math.sin(a) - 10
-            d.ellipse(box(x - 62, y - 62, x + 62, y + 62), fill=hair)
-        d.ellipse(box(-190, -230, 190, 120), fill=hair)
-    elif style == "bun":
-        d.ellipse(box(-70, -290, 70, -160), fill=hair)
+    hair, style = look.hair, look.hair_style
+    _draw_back_hair(d, box, look, u)
     # Ears.
     skin = look.skin
     d.ellipse(box(-172, -30, -128, 50), fill=_darker(skin, 0.92))
@@ -447,6 +433,40 @@ def _draw_head(look: Look, g: _Geom, viseme: str, closed: bool) -> Image.Image:
     bw = max(2, int(9 * u))
     d.line([box(-95, -62, 0, 0)[:2], box(-35, -70, 0, 0)[:2]], fill=brow, width=bw)
     d.line([box(35, -70, 0, 0)[:2], box(95, -62, 0, 0)[:2]], fill=brow, width=bw)
+    _draw_eyes(d, box, look, closed, u)
+    # Nose.
+    d.arc(
+        box(-18, 10, 18, 52), start=20, end=160, fill=_darker(skin, 0.78), width=max(2, int(5 * u))
+    )
+    _draw_mouth(d, look, viseme, fx, fy + 98 * u, u)
+    return img.resize((hw, hh), Image.Resampling.LANCZOS)
+
+
+_Box = Callable[[float, float, float, float], tuple[int, int, int, int]]
+
+
+def _draw_back_hair(d: ImageDraw.ImageDraw, box: _Box, look: Look, u: float) -> None:
+    """The hair behind the face (long, bob, curly or a bun)."""
+    hair, style = look.hair, look.hair_style
+    if style == "long":
+        d.rounded_rectangle(box(-185, -150, 185, 150), radius=int(120 * u), fill=hair)
+        d.rounded_rectangle(box(-188, 0, -100, 262), radius=int(40 * u), fill=hair)
+        d.rounded_rectangle(box(100, 0, 188, 262), radius=int(40 * u), fill=hair)
+    elif style == "bob":
+        d.rounded_rectangle(box(-180, -170, 180, 140), radius=int(110 * u), fill=hair)
+    elif style == "curly":
+        for i in range(14):
+            a = math.pi * (0.85 + 1.3 * i / 13)
+            x, y = 175 * math.cos(a), 175 * math.sin(a) - 10
+            d.ellipse(box(x - 62, y - 62, x + 62, y + 62), fill=hair)
+        d.ellipse(box(-190, -230, 190, 120), fill=hair)
+    elif style == "bun":
+        d.ellipse(box(-70, -290, 70, -160), fill=hair)
+
+
+def _draw_eyes(d: ImageDraw.ImageDraw, box: _Box, look: Look, closed: bool, u: float) -> None:
+    """Eyes (open or closed) and, when the look has them, glasses."""
+    hair = look.hair
     # Eyes.
     for sx in (-1, 1):
         ex = 62 * sx
@@ -477,12 +497,6 @@ def _draw_head(look: Look, g: _Geom, viseme: str, closed: bool) -> Image.Image:
         d.rounded_rectangle(box(-110, -50, -18, 18), radius=int(18 * u), outline=frame, width=gw)
         d.rounded_rectangle(box(18, -50, 110, 18), radius=int(18 * u), outline=frame, width=gw)
         d.line([box(-18, -22, 0, 0)[:2], box(18, -22, 0, 0)[:2]], fill=frame, width=gw)
-    # Nose.
-    d.arc(
-        box(-18, 10, 18, 52), start=20, end=160, fill=_darker(skin, 0.78), width=max(2, int(5 * u))
-    )
-    _draw_mouth(d, look, viseme, fx, fy + 98 * u, u)
-    return img.resize((hw, hh), Image.Resampling.LANCZOS)
 
 
 def _draw_mouth(

@@ -28,7 +28,7 @@ from avatarpipe.emulator.render.timeline import (
     write_vtt,
 )
 from avatarpipe.emulator.render.video import VideoPlan, ffmpeg_args, plan_video
-from avatarpipe.emulator.renderer import RenderedInput, RenderSpec
+from avatarpipe.emulator.rendering import RenderedInput, RenderSpec
 from avatarpipe.errors import MediaError, RequestValidationError
 from avatarpipe.media.ffmpeg import run_ffmpeg
 

@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from avatarpipe.emulator.renderer import RenderSpec
+from avatarpipe.emulator.rendering import RenderSpec
 from avatarpipe.errors import RequestValidationError
 from avatarpipe.media.ffmpeg import ffmpeg_exe
 
@@ -267,17 +267,20 @@ def ffmpeg_args(
     args += ["-map", "[vout]", "-map", "2:a"]
     if vtt_idx >= 0:
         args += ["-map", f"{vtt_idx}:s"]
-    args += _video_codec_args(plan)
-    args += ["-pix_fmt", pix, "-r", "25"]
-    if plan.fmt == "mp4":
-        args += ["-c:a", "aac", "-b:a", "96k", "-ar", "48000"]
-        if vtt_idx >= 0:
-            args += ["-c:s", "mov_text", "-metadata:s:s:0", "language=eng"]
-        args += ["-movflags", "+faststart", "-f", "mp4"]
-    else:
-        args += ["-c:a", "libopus", "-b:a", "64k", "-ar", "48000"]
-        if vtt_idx >= 0:
-            args += ["-c:s", "webvtt", "-metadata:s:s:0", "language=eng"]
-        args += ["-f", "webm"]
+    args += _output_args(plan, pix, subtitles=vtt_idx >= 0)
     args += ["-t", f"{frames / 25:.3f}", str(out)]
     return args
+
+
+def _output_args(plan: VideoPlan, pix: str, *, subtitles: bool) -> list[str]:
+    """Codecs and container of the output (and its soft subtitle track, when there is one)."""
+    args = [*_video_codec_args(plan), "-pix_fmt", pix, "-r", "25"]
+    if plan.fmt == "mp4":
+        args += ["-c:a", "aac", "-b:a", "96k", "-ar", "48000"]
+        if subtitles:
+            args += ["-c:s", "mov_text", "-metadata:s:s:0", "language=eng"]
+        return args + ["-movflags", "+faststart", "-f", "mp4"]
+    args += ["-c:a", "libopus", "-b:a", "64k", "-ar", "48000"]
+    if subtitles:
+        args += ["-c:s", "webvtt", "-metadata:s:s:0", "language=eng"]
+    return args + ["-f", "webm"]

@@ -1,0 +1,1 @@
+"""Publishing: the run folder, variants, manifest, blob upload, nightly index and summary."""

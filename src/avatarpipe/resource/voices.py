@@ -1,0 +1,160 @@
+"""Custom voice endpoints: the one named in ``customVoices`` is usable from this resource.
+
+Microsoft's documentation leaves this to people clicking in Speech Studio;
+:func:`ensure_custom_voice` checks (or does) it before any job is paid for: the CNV endpoint
+exists in *this* Speech resource (a 404 means it lives elsewhere), is ``Succeeded`` (a suspended
+one is resumed, a deploying one waited for), and serves a ``Succeeded`` model whose ``voiceName``
+is the name the script uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from avatarpipe.batch.wait import wait_until
+from avatarpipe.errors import CustomVoiceError, WaitTimeoutError
+from avatarpipe.speech.models import (
+    CustomVoiceStatus,
+    Endpoint,
+    EndpointKind,
+    EndpointProperties,
+    Model,
+)
+
+__all__ = ["VoiceApi", "ensure_custom_voice"]
+
+log = logging.getLogger(__name__)
+
+_COPY_STEPS = (
+    "the avatar and its voice must be in the same Speech resource: copy the voice model into "
+    "this resource (Speech Studio > Custom voice > your project > Train model > Copy to), "
+    "deploy it there and put the new deployment id in the script's voice.deployment_id"
+)
+
+
+class VoiceApi(Protocol):
+    """The part of the custom voice client used for these checks."""
+
+    def find_endpoint(self, endpoint_id: str) -> Endpoint | None: ...  # noqa: D102
+
+    def get_model(self, model_id: str) -> Model: ...  # noqa: D102
+
+    def resume_endpoint(self, endpoint_id: str) -> Endpoint: ...  # noqa: D102
+
+    def create_endpoint(self, endpoint_id: str, endpoint: Endpoint) -> Endpoint: ...  # noqa: D102
+
+
+def _create_endpoint(
+    api: VoiceApi, voice_name: str, deployment_id: str, model_id: str, project_id: str | None
+) -> Endpoint:
+    model = api.get_model(model_id)
+    endpoint = api.create_endpoint(
+        deployment_id,
+        Endpoint(
+            display_name=f"{voice_name} (avatarpipe)",
+            description="created by avatarpipe",
+            project_id=project_id or model.project_id or "",
+            model_id=model_id,
+            properties=EndpointProperties(kind=EndpointKind.HIGH_PERFORMANCE),
+        ),
+    )
+    log.info("created custom voice endpoint %s for %s", deployment_id, voice_name)
+    return endpoint
+
+
+def ensure_custom_voice(
+    api: VoiceApi,
+    voice_name: str,
+    deployment_id: str,
+    *,
+    timeout_s: float = 900.0,
+    poll_interval_s: float = 10.0,
+    create_from_model: str | None = None,
+    project_id: str | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Endpoint:
+    """Make sure a custom voice endpoint is usable by batch avatar jobs in this resource.
+
+    Args:
+        api: The custom voice client (same resource as the batch jobs).
+        voice_name: The voice name the script uses (``customVoices`` key, SSML ``voice``).
+        deployment_id: The CNV endpoint (deployment) id.
+        timeout_s: How long to wait for a deploying or resuming endpoint.
+        poll_interval_s: Seconds between the first status checks (then a growing back-off).
+        create_from_model: Create the endpoint from this model id when it is missing.
+        project_id: The project of ``create_from_model`` (defaults to the model's).
+        sleep: Injected for tests.
+        clock: Injected for tests.
+
+    Returns:
+        The endpoint, ``Succeeded``.
+
+    Raises:
+        CustomVoiceError: Missing (another resource), failed, or its model's voice name differs.
+        WaitTimeoutError: It did not become ``Succeeded`` in time.
+    """
+    endpoint = api.find_endpoint(deployment_id)
+    if endpoint is None:
+        if create_from_model is None:
+            raise CustomVoiceError(
+                f"custom voice {voice_name!r}: endpoint {deployment_id} does not exist in this "
+                f"Speech resource; {_COPY_STEPS}"
+            )
+        endpoint = _create_endpoint(api, voice_name, deployment_id, create_from_model, project_id)
+    latest = endpoint
+    looked = resumed = False  # the first check uses the endpoint already in hand
+
+    def ready() -> Endpoint | None:
+        nonlocal latest, looked, resumed
+        if looked:
+            found = api.find_endpoint(deployment_id)
+            if found is None:
+                raise CustomVoiceError(
+                    f"custom voice {voice_name!r}: endpoint {deployment_id} disappeared while "
+                    "waiting"
+                )
+            latest = found
+        looked = True
+        if latest.status == CustomVoiceStatus.DISABLED and not resumed:
+            log.info("custom voice endpoint %s is suspended: resuming it", deployment_id)
+            latest = api.resume_endpoint(deployment_id)
+            resumed = True
+        if latest.status == CustomVoiceStatus.FAILED:
+            raise CustomVoiceError(
+                f"custom voice {voice_name!r}: endpoint {deployment_id} failed to deploy; "
+                "redeploy it in Speech Studio (Custom voice > Deploy model) and try again"
+            )
+        return latest if latest.status == CustomVoiceStatus.SUCCEEDED else None
+
+    def timed_out() -> WaitTimeoutError:
+        status = latest.status
+        return WaitTimeoutError(
+            f"custom voice {voice_name!r}: endpoint {deployment_id} is still "
+            f"{status.value if status else 'unknown'} after {timeout_s:.0f} s"
+        )
+
+    endpoint = wait_until(
+        ready,
+        interval=poll_interval_s,
+        timeout=timeout_s,
+        timed_out=timed_out,
+        sleep=sleep,
+        clock=clock,
+    )
+    model = api.get_model(endpoint.model_id)
+    if model.status != CustomVoiceStatus.SUCCEEDED:
+        raise CustomVoiceError(
+            f"custom voice {voice_name!r}: model {endpoint.model_id} of endpoint {deployment_id} "
+            f"is {model.status.value if model.status else 'unknown'}, not Succeeded"
+        )
+    if (model.voice_name or "") != voice_name:
+        raise CustomVoiceError(
+            f"custom voice {voice_name!r}: endpoint {deployment_id} serves the voice "
+            f"{model.voice_name!r}; use that name in the script, or the deployment id of "
+            f"{voice_name!r}"
+        )
+    return endpoint
