@@ -21,7 +21,7 @@ from avatarpipe import progress
 from avatarpipe.batch.run import SynthesisOutcome
 from avatarpipe.media.postprocess import OutputResult, PostJob, concat_copy, process_outputs
 from avatarpipe.publish.blob import ensure_container
-from avatarpipe.publish.folder import RunDirectory, new_run_id
+from avatarpipe.publish.folder import RunDirectory, check_output_root, new_run_id
 from avatarpipe.publish.release import PublishedVideo, release
 from avatarpipe.publish.variants import joined_path, output_jobs
 from avatarpipe.scripts.jobs import (
@@ -194,6 +194,7 @@ def script_to_video(
         One published folder per script (per row).
 
     Raises:
+        ConfigError: The output root is not a writable folder (nothing is submitted).
         ScriptError: The script or CSV is invalid (nothing is submitted).
         DeploymentError: The custom avatar is not usable.
         CustomVoiceError: The custom voice is not usable in this resource.
@@ -201,6 +202,7 @@ def script_to_video(
         MediaError: Post-processing failed (nothing is published for that script).
     """
     opts = options or RunOptions()
+    check_output_root(Path(opts.out_dir))
     logger = get_run_logger()
     started = time.monotonic()
     scripts = load_scripts(script_path, csv_path)

@@ -7,7 +7,7 @@ An invalid value fails at start-up with the variable's name and why (:class:`Con
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +17,14 @@ from avatarpipe.errors import ConfigError
 __all__ = ["Settings", "load_settings"]
 
 ENV_PREFIX = "AVATARPIPE_"
+
+
+def _finite(default: float, high: float, description: str, *, ge: float | None = None) -> Any:
+    """A finite number field, above 0 (or at least ``ge``) and at most ``high``."""
+    gt = 0 if ge is None else None
+    return Field(
+        default=default, gt=gt, ge=ge, le=high, allow_inf_nan=False, description=description
+    )
 
 
 class Settings(BaseSettings):
@@ -53,15 +61,18 @@ class Settings(BaseSettings):
     batch_avatar_api_version: str = "2024-08-01"
     custom_voice_api_version: str = "2026-01-01"
 
-    connect_timeout_s: float = Field(default=10.0, gt=0)
-    read_timeout_s: float = Field(default=60.0, gt=0)
+    # Every number is finite and bounded: inf, nan and absurd values fail at start-up.
+    connect_timeout_s: float = _finite(10.0, 300, "Seconds to connect, up to 300.")
+    read_timeout_s: float = _finite(60.0, 3600, "Seconds to read an answer, up to 3600.")
     max_attempts: int = Field(default=6, ge=1, le=50, description="Attempts per request.")
-    max_retry_time_s: float = Field(default=600.0, gt=0, description="Retry budget per request.")
-    requests_per_minute: float = Field(
-        default=60.0, gt=0, description="Shared request budget against the Speech service."
+    max_retry_time_s: float = _finite(600.0, 3600, "Retry budget per request: seconds, up to 3600.")
+    requests_per_minute: float = _finite(
+        60.0, 6000, "Shared request budget against the Speech service, up to 6000 a minute."
     )
-    poll_interval_s: float = Field(default=20.0, gt=0)
-    wait_timeout_s: float = Field(default=4 * 3600.0, gt=0)
+    poll_interval_s: float = _finite(20.0, 600, "Seconds between status polls, 0.5 to 600.", ge=0.5)
+    wait_timeout_s: float = _finite(
+        4 * 3600.0, 48 * 3600, "Deadline of one wait for jobs: seconds, up to 172800 (48 h)."
+    )
 
     output_dir: Path = Path("outputs")
 

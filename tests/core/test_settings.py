@@ -47,6 +47,17 @@ def test_environment_and_dotenv_are_read_and_the_key_stays_secret(
         ("AVATARPIPE_BACKEND", "gcp", "emulator"),
         ("AVATARPIPE_REQUESTS_PER_MINUTE", "0", "greater than 0"),
         ("AVATARPIPE_CUSTOM_VOICE_API_VERSION", " ", "empty"),
+        ("AVATARPIPE_REQUESTS_PER_MINUTE", "inf", "finite number"),
+        ("AVATARPIPE_REQUESTS_PER_MINUTE", "nan", "finite number"),
+        ("AVATARPIPE_REQUESTS_PER_MINUTE", "1e9", "less than or equal to 6000"),
+        ("AVATARPIPE_POLL_INTERVAL_S", "inf", "finite number"),
+        ("AVATARPIPE_POLL_INTERVAL_S", "0.1", "greater than or equal to 0.5"),
+        ("AVATARPIPE_POLL_INTERVAL_S", "601", "less than or equal to 600"),
+        ("AVATARPIPE_WAIT_TIMEOUT_S", "-inf", "finite number"),
+        ("AVATARPIPE_WAIT_TIMEOUT_S", "172801", "less than or equal to 172800"),
+        ("AVATARPIPE_CONNECT_TIMEOUT_S", "nan", "finite number"),
+        ("AVATARPIPE_READ_TIMEOUT_S", "1e400", "finite number"),
+        ("AVATARPIPE_MAX_RETRY_TIME_S", "86400", "less than or equal to 3600"),
     ],
 )
 def test_an_invalid_value_names_the_variable_and_why(

@@ -162,3 +162,23 @@ def test_excel_bom_and_blank_lines(tmp_path: Path) -> None:
     csv_path.write_bytes(b"\xef\xbb\xbf" + csv_path.read_bytes())
     scripts = load_bulk(csv_path, template_path)
     assert [s.title for s in scripts] == ["Welcome, Ada", "Welcome, Bob"]
+
+
+@pytest.mark.parametrize(
+    ("placeholder", "limit"),
+    [
+        ("{{ name * 3000000000 }}", "'\\*' would build a value of 9,000,000,000"),
+        (
+            "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}",
+            "longer than 3 s",
+        ),
+    ],
+)
+def test_a_hostile_placeholder_stops_on_a_render_limit(
+    tmp_path: Path, placeholder: str, limit: str
+) -> None:
+    csv_path, template_path = write(
+        tmp_path, "name,company\nAda,Engines Ltd\n", TEMPLATE.replace("{{ name }}", placeholder, 1)
+    )
+    with pytest.raises(ScriptError, match=f"title: placeholder template stopped: .*{limit}"):
+        load_bulk(csv_path, template_path)

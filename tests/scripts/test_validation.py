@@ -173,6 +173,24 @@ BAD: list[tuple[str, Mutation, str, str]] = [
         "scenes[1].text",
         "text is empty",
     ),
+    (
+        "scene-text-only-invisible",
+        put("scenes.1.text", "\u200b\u200c\u200d\u200e\u200f\u2060\u2064\ufeff\u00ad \u3000\u034f"),
+        "scenes[1].text",
+        "text is empty (or only invisible characters)",
+    ),
+    (
+        "scene-text-invisible-around-markers",
+        put("scenes.1.text", "\u200b[pause:300ms]\u2063\n\n\u2800[gesture:wave-left-1]\u115f"),
+        "scenes[1].text",
+        "text is empty",
+    ),
+    (
+        "scene-ssml-only-invisible",
+        put("scenes.1", {"ssml": "<s>\u200b\ufeff</s>"}),
+        "scenes[1].ssml",
+        "no words",
+    ),
     ("scene-text-too-long", put("scenes.1.text", "a" * 20_001), "scenes[1].text", "at most 20000"),
     ("scene-text-not-string", put("scenes.1.text", {"a": 1}), "scenes[1].text", "valid string"),
     (

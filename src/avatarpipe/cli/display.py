@@ -26,6 +26,8 @@ console = Console(stderr=True, highlight=False)
 stdout = Console(highlight=False)
 
 _USER_CONSOLE_LEVEL = os.environ.get("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL")
+_JOB_STAGES = ("submitted", "queued", "rendering", "rendered")  # events whose detail is a job id
+_IN_FLIGHT = ("submitted", "queued", "rendering")
 
 
 class Display:
@@ -43,9 +45,12 @@ class Display:
         self.started = time.monotonic()
         self._progress: Any = None
         self._tasks: dict[str, Any] = {}
+        self.jobs: dict[str, str] = {}  # job id -> its last stage
 
     def __call__(self, event: progress.ProgressEvent) -> None:
         """Show one progress event (each stage and item once)."""
+        if event.stage in _JOB_STAGES and event.detail:
+            self.jobs[event.detail] = event.stage
         if event.stage == "planned" and event.total:
             self.total = event.total
         if (event.stage, event.item) in self.seen:
@@ -68,6 +73,18 @@ class Display:
             elapsed = time.monotonic() - self.started
             line = f"[{elapsed:6.1f}s] {event.stage}: {event.item} {event.detail}".rstrip()
             console.print(escape(line), soft_wrap=True)
+
+    def interrupted(self) -> str:
+        """The one line printed when the run is interrupted: the jobs in flight, how to resume."""
+        flight = sorted(j for j, stage in self.jobs.items() if stage in _IN_FLIGHT)
+        if not flight:
+            return "interrupted: no job in flight; rerun the same command to carry on"
+        shown = ", ".join(flight[:5]) + (", ..." if len(flight) > 5 else "")
+        jobs = "1 job" if len(flight) == 1 else f"{len(flight)} jobs"
+        return (
+            f"interrupted: {jobs} still rendering on the service ({shown}); "
+            "rerun the same command to pick them up"
+        )
 
     @contextmanager
     def running(self) -> Iterator[None]:

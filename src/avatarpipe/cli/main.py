@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,9 +22,12 @@ import typer
 from rich.markup import escape
 
 from avatarpipe.cli.display import Display, console, quiet_prefect_console, stdout
+from avatarpipe.cli.interrupts import remove_staging, stop_on_signals
+from avatarpipe.cli.prefect_server import prefect_api
 from avatarpipe.cli.serve import serve
 from avatarpipe.connect import check_auth
 from avatarpipe.errors import AvatarpipeError, ConfigError
+from avatarpipe.publish.folder import check_output_root
 from avatarpipe.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -207,14 +211,24 @@ def run(
     try:
         conf = _run_settings(backend, out, teardown)
         scripts = _load(script, csv)
+        check_output_root(conf.output_dir)  # after the scripts: an invalid one writes nothing
         _check_azure(conf)
     except AvatarpipeError as exc:
         raise _fail(exc) from None
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     display = Display(live=sys.stderr.isatty())
     chosen = conf.resolved_backend
+    started = time.time()
     try:
-        with _endpoint(conf, scripts) as endpoint, display.running(), quiet_prefect_console():
+        with (
+            stop_on_signals(
+                console, display.interrupted, lambda: remove_staging(conf.output_dir, started)
+            ),
+            prefect_api(),  # a temporary server the CLI owns when PREFECT_API_URL is unset
+            _endpoint(conf, scripts) as endpoint,
+            display.running(),
+            quiet_prefect_console(),
+        ):
             from flows.connections import SpeechTarget
             from flows.script_to_video import RunOptions, script_to_video
 
@@ -241,9 +255,6 @@ def run(
             )
     except AvatarpipeError as exc:
         raise _fail(exc) from None
-    except KeyboardInterrupt:
-        console.print("interrupted: rerun the same command to re-attach to the submitted jobs")
-        raise typer.Exit(130) from None
     for item in published:
         for video in item.videos:
             stdout.print(f"video: {video}", soft_wrap=True)

@@ -5,7 +5,9 @@ One scheduler thread starts waiting jobs (after the modelled queue delay, at mos
 CNV/avatar state transitions and deletes jobs past their TTL. A small pool of render threads calls
 the :class:`~avatarpipe.emulator.rendering.Renderer` for each input, writes ``summary.json`` and,
 with ``destinationContainerUrl``, uploads everything through the Blob API. After a restart, jobs
-that were ``Running`` are rendered again.
+that were ``Running`` are rendered again: stopping the emulator kills renders in progress (their
+ffmpeg children) without failing their jobs, which stay ``Running`` until the next start renders
+them again, as the service does after an outage.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from avatarpipe.emulator.rendering import Renderer, RenderSpec
 from avatarpipe.emulator.resource import EmulatedResource
 from avatarpipe.emulator.store import Job
 from avatarpipe.errors import AvatarpipeError, redact
+from avatarpipe.processes import terminate_children
 
 __all__ = ["JobWorker", "render_spec"]
 
@@ -110,6 +113,7 @@ class JobWorker:
             max_workers=resource.config.render_workers, thread_name_prefix="emulator-render"
         )
         self._rendering: set[str] = set()
+        self._render_threads: set[int] = set()
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -121,9 +125,12 @@ class JobWorker:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the scheduler and wait for renders in progress."""
+        """Stop the scheduler and the renders in progress (their jobs stay ``Running``)."""
         self._stop.set()
         self.resource.wakeup.set()
+        with self._lock:
+            threads = set(self._render_threads)
+        terminate_children(threads)
         if self._thread is not None:
             self._thread.join(timeout=30)
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -195,9 +202,14 @@ class JobWorker:
     # ------------------------------------------------------------ rendering
 
     def _render_job(self, job: Job) -> None:
+        with self._lock:
+            self._render_threads.add(threading.get_ident())
         try:
             self._render_job_inner(job)
         except Exception as exc:
+            if self._stop.is_set():
+                log.info("emulator: job %s stopped mid-render; rendered again on start", job.id)
+                return
             if not self.resource.jobs.exists(job):
                 # DELETE removed its folder while it rendered: nothing went wrong.
                 self._dropped(job)
@@ -261,6 +273,8 @@ class JobWorker:
                     entry |= {"status": "Failed", "error": {"code": code, "message": message}}
                     first_error = first_error or entry["error"]
                 inputs.append(entry)
+        if self._stop.is_set():
+            return  # stopped mid-render (its ffmpeg killed): not a failure, rendered on start
         ok = [i for i in inputs if i["status"] == "Succeeded"]
         summary = _summary(job, inputs, res.resource_hex)
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")

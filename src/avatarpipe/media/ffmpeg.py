@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from avatarpipe.errors import MediaError
+from avatarpipe.processes import run_child
 
 __all__ = ["MediaInfo", "StreamInfo", "ffmpeg_exe", "probe", "run_ffmpeg"]
 
@@ -65,7 +66,7 @@ def run_ffmpeg(args: Sequence[str], *, what: str = "ffmpeg", timeout: float | No
     """
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", *args]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        proc = run_child(cmd, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         raise MediaError(f"{what}: ffmpeg timed out after {timeout} s") from exc
     if proc.returncode != 0:
@@ -200,12 +201,7 @@ def probe(path: str | Path, *, exact: bool = False) -> MediaInfo:
     p = Path(path)
     if not p.is_file():
         raise MediaError(f"{p}: no such file")
-    proc = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(p)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = run_child([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(p)])
     err = proc.stderr
     lines = err.splitlines()
     fmt = ""

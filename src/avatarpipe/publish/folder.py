@@ -12,13 +12,14 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from avatarpipe.errors import StorageError, redact
+from avatarpipe.errors import ConfigError, StorageError, redact
 
-__all__ = ["RunDirectory", "new_run_id", "write_json_atomic"]
+__all__ = ["RunDirectory", "check_output_root", "new_run_id", "write_json_atomic"]
 
 _SAFE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _RUN_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z0-9]{4,12}$")
@@ -37,6 +38,32 @@ def new_run_id(suffix: str, now: datetime | None = None) -> str:
     when = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
     tail = re.sub(r"[^a-z0-9]", "", suffix.lower())[:8] or "run"
     return f"{when}-{tail}"
+
+
+def check_output_root(root: Path) -> None:
+    """Make sure the output root is a folder this process can write, before anything is paid for.
+
+    The folder is created when missing, and a temporary file is written into it and removed.
+
+    Args:
+        root: The output root (``AVATARPIPE_OUTPUT_DIR`` or ``--out``).
+
+    Raises:
+        ConfigError: ``root`` is a file, cannot be created, or is not writable (one line naming
+            the setting and the path).
+    """
+    name = f"AVATARPIPE_OUTPUT_DIR (or --out): {root}"
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"{name} is a file, not a folder; choose a folder")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{name} cannot be created ({exc.strerror or exc})") from None
+    try:
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".avatarpipe-write-check-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{name} is not writable ({exc.strerror or exc})") from None
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

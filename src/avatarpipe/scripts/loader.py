@@ -3,7 +3,7 @@
 Every problem becomes one :class:`~avatarpipe.errors.ScriptError` whose message names the file,
 the field path (``scenes[3].text``), the YAML line when known, and the reason::
 
-    talk.yaml: scenes[3].text: text is empty; a scene needs words to speak (line 14)
+    talk.yaml: scenes[3].pause_after_ms: Input should be greater than or equal to 0 (line 14)
     talk.yaml: scnes: unknown key 'scnes'; did you mean 'scenes'? (line 5)
 
 The first problem is the message; when there are more, each further one is attached as a note
@@ -26,12 +26,12 @@ from typing import Any, Union, get_args, get_origin
 
 import yaml
 from jinja2 import StrictUndefined, TemplateError, meta
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from avatarpipe.errors import ScriptError
 from avatarpipe.scripts.model import RULE_ERROR, RULE_FIELD, Script, slugify
+from avatarpipe.scripts.sandbox import BoundedEnvironment, Limits, TemplateLimitError
 from avatarpipe.scripts.ssml import render_script_ssml
 
 __all__ = ["MAX_BULK_ROWS", "MAX_SCRIPT_BYTES", "field_path", "load_bulk", "load_script"]
@@ -330,7 +330,7 @@ def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, int, dict[str, str
     return columns, rows
 
 
-_BULK_ENV = ImmutableSandboxedEnvironment(
+_BULK_ENV = BoundedEnvironment(
     undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
 )
 
@@ -349,7 +349,9 @@ def _fill(value: Any, row: dict[str, str], loc: Loc, fail: Any) -> Any:
             close = difflib.get_close_matches(unknown[0], list(row), n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             fail(loc, f"unknown placeholder {unknown[0]!r} (CSV columns: {', '.join(row)}){hint}")
-        return _BULK_ENV.from_string(value).render(row)
+        return _BULK_ENV.render_source(value, row, Limits())
+    except TemplateLimitError as exc:
+        fail(loc, f"placeholder template stopped: {exc}")
     except TemplateError as exc:
         fail(loc, f"placeholder template failed: {type(exc).__name__}: {exc}")
     return value  # pragma: no cover - fail() always raises

@@ -37,6 +37,7 @@ from avatarpipe.scripts.text import (
     MAX_PAUSE_MS,
     TextMarkerError,
     find_control_char,
+    has_speakable,
     parse_segments,
 )
 
@@ -376,8 +377,10 @@ class Scene(_Model):
             segments = parse_segments(value)
         except TextMarkerError as exc:
             raise _fail(str(exc)) from None
-        if not any(s.kind == "text" and s.text.strip() for s in segments):
-            raise _fail("text is empty; a scene needs words to speak")
+        if not any(s.kind == "text" and has_speakable(s.text) for s in segments):
+            raise _fail(
+                "text is empty (or only invisible characters); a scene needs words to speak"
+            )
         return value
 
     @field_validator("ssml")

@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
 from avatarpipe.errors import ScriptError
 from avatarpipe.hashing import file_digest
 from avatarpipe.scripts.model import MAX_SSML_BYTES, Scene, Script
+from avatarpipe.scripts.sandbox import BoundedEnvironment, Limits, TemplateLimitError
 from avatarpipe.scripts.templates import DEFAULT_SSML_TEMPLATE, find_template, templates_root
-from avatarpipe.scripts.text import parse_segments, spoken_text
+from avatarpipe.scripts.text import has_speakable, parse_segments, spoken_text
 
 __all__ = [
     "DEFAULT_SCENE_PAUSE_MS",
@@ -103,7 +103,7 @@ def check_fragment(fragment: str) -> str | None:
                 f"ssml element <{shown}> is not allowed inside <voice>; "
                 f"allowed: {', '.join(allowed)}"
             )
-    if not "".join(root.itertext()).strip():
+    if not has_speakable("".join(root.itertext())):
         return "ssml has no words to speak"
     return None
 
@@ -113,8 +113,8 @@ def _reason(exc: ET.ParseError) -> str:
 
 
 @lru_cache(maxsize=16)
-def _environment(search_path: tuple[str, ...]) -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(
+def _environment(search_path: tuple[str, ...]) -> BoundedEnvironment:
+    return BoundedEnvironment(
         loader=FileSystemLoader(list(search_path)),
         autoescape=True,
         undefined=StrictUndefined,
@@ -179,8 +179,10 @@ def render_scene_ssml(script: Script, scene_index: int) -> str:
     }
     name = _template_name(script)
     try:
-        template = _environment(_search_path(script)).get_template(name)
-        document = template.render(context)
+        document = _environment(_search_path(script)).render(name, context, Limits())
+    except TemplateLimitError as exc:
+        where = find_template(name, script.source.parent if script.source else None) or name
+        raise ScriptError(f"SSML template {where} stopped: {exc}", file=file, field=field) from None
     except TemplateError as exc:
         raise ScriptError(
             f"SSML template {name!r} failed: {type(exc).__name__}: {exc}", file=file, field=field

@@ -14,6 +14,7 @@ square brackets is ordinary text. A marker that starts like one of the two above
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,6 +25,7 @@ __all__ = [
     "Segment",
     "TextMarkerError",
     "find_control_char",
+    "has_speakable",
     "parse_segments",
     "spoken_text",
 ]
@@ -43,6 +45,10 @@ _PAUSE_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s)$")
 _PARAGRAPH_RE = re.compile(r"\n[ \t]*\n\s*")
 # XML 1.0 forbids these code points even when escaped.
 _CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+# Letters that render as nothing (Hangul fillers, the braille blank).
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
 class TextMarkerError(ValueError):
@@ -79,6 +85,27 @@ def find_control_char(text: str) -> int | None:
     """
     match = _CONTROL_RE.search(text)
     return match.start() if match else None
+
+
+def has_speakable(text: str) -> bool:
+    """Say whether ``text`` holds a character a voice can speak.
+
+    Whitespace, separators, control and format characters (zero-width spaces and joiners,
+    U+2060..U+2064, the BOM, soft hyphens and every other ``Cc``/``Cf`` character), lone
+    combining marks and blank fillers do not count.
+
+    Args:
+        text: Any text.
+
+    Returns:
+        ``True`` when at least one character is speakable.
+    """
+    return any(
+        not unicodedata.category(ch).startswith(("C", "Z", "M"))
+        and not ch.isspace()
+        and ch not in _BLANK_LETTERS
+        for ch in text
+    )
 
 
 def _parse_pause(raw: str) -> int:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import functools
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from avatarpipe.emulator.rendering import RenderSpec
 from avatarpipe.errors import RequestValidationError
 from avatarpipe.media.ffmpeg import ffmpeg_exe
+from avatarpipe.processes import run_child
 
 __all__ = ["ALLOWED_CODECS", "VideoPlan", "ffmpeg_args", "parse_color", "plan_video"]
 
@@ -164,12 +164,7 @@ def plan_video(spec: RenderSpec) -> VideoPlan:
 
 @functools.cache
 def _encoders() -> frozenset[str]:
-    proc = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-encoders"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = run_child([ffmpeg_exe(), "-hide_banner", "-nostdin", "-encoders"])
     names = set()
     for line in proc.stdout.splitlines():
         parts = line.split()
