@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -12,7 +13,8 @@ import uvicorn
 from avatarpipe.emulator.app import EmulatorApp, create_app
 from avatarpipe.emulator.config import EmulatorConfig
 from avatarpipe.emulator.rendering import Renderer
-from avatarpipe.errors import AvatarpipeError
+from avatarpipe.errors import AvatarpipeError, MediaError
+from avatarpipe.media.ffmpeg import ffmpeg_exe
 
 __all__ = ["EmulatorServer"]
 
@@ -54,6 +56,11 @@ class EmulatorServer:
             AvatarpipeError: The server did not start in time.
             OSError: The address cannot be bound.
         """
+        # Find ffmpeg now, in the caller's thread. imageio-ffmpeg proves its binary by running it
+        # in our process group and caches the answer, even a failure: found first by a render
+        # thread while a terminal's Ctrl-C reaches the group, every later render would fail.
+        with contextlib.suppress(MediaError):
+            ffmpeg_exe()
         family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
