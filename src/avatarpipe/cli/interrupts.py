@@ -31,6 +31,8 @@ from typing import Any
 
 from rich.console import Console
 
+from avatarpipe.publish.folder import STAGING_GLOB
+
 __all__ = ["GRACE_S", "remove_staging", "stop_on_signals"]
 
 GRACE_S = 1.5
@@ -165,7 +167,7 @@ def remove_staging(out_dir: Path, since: float) -> None:
         out_dir: The output root.
         since: A ``time.time()``; older staging folders belong to other runs.
     """
-    for staging in out_dir.glob("*/.*.partial"):
+    for staging in out_dir.glob(f"*/{STAGING_GLOB}"):
         with contextlib.suppress(OSError):
             if staging.stat().st_mtime >= since:
                 shutil.rmtree(staging, ignore_errors=True)

@@ -19,7 +19,10 @@ from typing import Any
 
 from avatarpipe.errors import ConfigError, StorageError, redact
 
-__all__ = ["RunDirectory", "check_output_root", "new_run_id", "write_json_atomic"]
+__all__ = ["STAGING_GLOB", "RunDirectory", "check_output_root", "new_run_id", "write_json_atomic"]
+
+STAGING_GLOB = ".*.partial"
+"""The staging folders of a slug's folder (``.<run-id>.partial``), as a glob pattern."""
 
 _SAFE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _RUN_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z0-9]{4,12}$")
@@ -105,7 +108,7 @@ class RunDirectory:
         self.staging = root / slug / f".{run_id}.partial"
         if self.final.exists():
             raise StorageError(f"{self.final} already exists: runs never overwrite each other")
-        for stale in (root / slug).glob(".*.partial") if (root / slug).is_dir() else []:
+        for stale in (root / slug).glob(STAGING_GLOB) if (root / slug).is_dir() else []:
             shutil.rmtree(stale, ignore_errors=True)
         try:
             self.staging.mkdir(parents=True, exist_ok=False)
