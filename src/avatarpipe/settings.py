@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     )
     blob_container: str = "avatarpipe"
 
+    emulator_resource: Path | None = Field(
+        default=None,
+        description="The embedded emulator's resource file (its avatars and voices); unset: "
+        "the default one shipped in the package.",
+    )
+
     @field_validator("speech_endpoint", "blob_account_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:

@@ -101,43 +101,47 @@ def presets() -> None:
 
 
 @contextmanager
-def _embedded_emulator(conf: Settings, scripts: list[Script]) -> Iterator[str]:
-    """Start the emulator in this process, seeded with the scripts' custom avatar and voice.
+def _embedded_emulator(conf: Settings) -> Iterator[str]:
+    """Start the emulator in this process, holding the declared resource (its resource file).
 
     Raises:
-        ServiceError: The emulator refused the seed.
+        ConfigError: The resource file is missing or invalid.
     """
-    from avatarpipe.cli.seed import emulator_seed
-    from avatarpipe.connect import EMULATOR_KEY
-    from avatarpipe.emulator.config import EmulatorConfig
-    from avatarpipe.emulator.server import EmulatorServer
-    from avatarpipe.speech.emulator_admin import EmulatorAdminClient
+    from avatarpipe.cli.seed import describe_resource, embedded_emulator, resource_file
 
-    state = Path(os.environ.get("AVATARPIPE_EMULATOR_STATE", str(conf.output_dir / ".emulator")))
-    scale = float(os.environ.get("AVATARPIPE_EMULATOR_TIME_SCALE", "0.02"))
-    config = EmulatorConfig(port=0, state_dir=state, time_scale=scale)
-    with EmulatorServer(config) as server:
-        seed = emulator_seed(scripts)
-        with EmulatorAdminClient(server.url, key=EMULATOR_KEY) as admin:
-            admin.seed(seed)
-        seeded = [a["name"] for a in seed["avatars"]] + [
-            m["voiceName"] for m in seed.get("models", [])
-        ]
-        extra = f" ({', '.join(seeded)} seeded)" if seeded else ""
+    with embedded_emulator(conf) as url:
+        resource = resource_file(conf)
         console.print(
-            "No AVATARPIPE_SPEECH_ENDPOINT: using the embedded Speech emulator at "
-            f"{server.url}{extra}."
+            f"No AVATARPIPE_SPEECH_ENDPOINT: using the embedded Speech emulator at {url}, "
+            f"holding the resource of {resource.name} ({describe_resource(resource)}).",
+            soft_wrap=True,
         )
-        yield server.url
+        yield url
 
 
 @contextmanager
-def _endpoint(conf: Settings, scripts: list[Script]) -> Iterator[str]:
+def _teardown_lines(lines: list[str]) -> Iterator[None]:
+    """Collect what the run's teardown reports (stage ``teardown`` of the progress hub)."""
+    from avatarpipe import progress
+
+    def note(event: progress.ProgressEvent) -> None:
+        if event.stage == "teardown":
+            lines.append(event.detail)
+
+    progress.subscribe(note)
+    try:
+        yield
+    finally:
+        progress.unsubscribe(note)
+
+
+@contextmanager
+def _endpoint(conf: Settings) -> Iterator[str]:
     """The configured endpoint, or the embedded emulator's for as long as the run lasts."""
     if conf.speech_endpoint:
         yield conf.speech_endpoint
         return
-    with _embedded_emulator(conf, scripts) as url:
+    with _embedded_emulator(conf) as url:
         yield url
 
 
@@ -210,22 +214,28 @@ def run(
     """
     try:
         conf = _run_settings(backend, out, teardown)
-        scripts = _load(script, csv)
+        _load(script, csv)  # an invalid script stops here, before anything starts
         check_output_root(conf.output_dir)  # after the scripts: an invalid one writes nothing
         _check_azure(conf)
+        if not conf.speech_endpoint:
+            from avatarpipe.cli.seed import resource_file
+
+            resource_file(conf)  # a missing resource file fails before anything starts
     except AvatarpipeError as exc:
         raise _fail(exc) from None
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     display = Display(live=sys.stderr.isatty())
     chosen = conf.resolved_backend
     started = time.time()
+    torn_down: list[str] = []  # what --teardown did, printed after the videos
     try:
         with (
+            _teardown_lines(torn_down),
             stop_on_signals(
                 console, display.interrupted, lambda: remove_staging(conf.output_dir, started)
             ),
             prefect_api(),  # a temporary server the CLI owns when PREFECT_API_URL is unset
-            _endpoint(conf, scripts) as endpoint,
+            _endpoint(conf) as endpoint,
             display.running(),
             quiet_prefect_console(),
         ):
@@ -259,6 +269,8 @@ def run(
         for video in item.videos:
             stdout.print(f"video: {video}", soft_wrap=True)
         stdout.print(f"manifest: {item.manifest}", soft_wrap=True)
+    for line in torn_down:
+        stdout.print(f"teardown: {line}", soft_wrap=True)
     console.print(
         "Watch runs in the Prefect UI: `uv run prefect server start`, then open "
         "http://127.0.0.1:4200 (runs made here are stored in the same Prefect database)."

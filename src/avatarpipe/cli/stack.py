@@ -34,7 +34,6 @@ from typing import Annotated
 
 import httpx
 import typer
-import yaml
 
 from avatarpipe.errors import AvatarpipeError, ConfigError, StorageError
 from avatarpipe.publish.folder import write_json_atomic
@@ -195,20 +194,16 @@ def _tcp(port: int) -> bool:
         return True
 
 
-def _seed(script_dirs: list[Path], dest: Path) -> Path:
-    """An emulator seed file making the scripts' custom avatars and voices exist (not deployed)."""
-    from avatarpipe.cli.seed import emulator_seed
-    from avatarpipe.scripts.loader import load_script
+def _seed() -> Path:
+    """The emulator's resource file: what the stack's Speech emulator holds (see cli.seed).
 
-    scripts = []
-    for folder in script_dirs:
-        for path in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
-            try:
-                scripts.append(load_script(path))
-            except AvatarpipeError:
-                continue
-    dest.write_text(yaml.safe_dump(emulator_seed(scripts), sort_keys=False), encoding="utf-8")
-    return dest
+    Raises:
+        ConfigError: ``AVATARPIPE_EMULATOR_RESOURCE`` names a missing file, or a setting is invalid.
+    """
+    from avatarpipe.cli.seed import resource_file
+    from avatarpipe.settings import load_settings
+
+    return resource_file(load_settings())
 
 
 def _stop(proc: StackProcess, timeout_s: float = 15.0) -> str:
@@ -333,11 +328,7 @@ def up(
         )
         blob_service.url = urls["azurite"]
         started.append(blob_service)
-        seed = _seed(
-            [REPO / "templates" / "scripts"]
-            + ([] if scripts.startswith("blob:") else [Path(scripts)]),
-            state_dir / "emulator-seed.yaml",
-        )
+        seed = _seed()
         emulator = _spawn(
             "emulator",
             [
