@@ -21,10 +21,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
+from avatarpipe.cli.avatars import app as avatars_app
 from avatarpipe.cli.display import Display, console, quiet_prefect_console, stdout
+from avatarpipe.cli.doctor import doctor
 from avatarpipe.cli.interrupts import remove_staging, stop_on_signals
 from avatarpipe.cli.prefect_server import prefect_api
 from avatarpipe.cli.serve import serve
+from avatarpipe.cli.teardown import teardown as teardown_command
+from avatarpipe.cli.voices import app as voices_app
 from avatarpipe.connect import check_auth
 from avatarpipe.errors import AvatarpipeError, ConfigError
 from avatarpipe.publish.folder import check_output_root
@@ -287,6 +291,10 @@ def _mount_emulator() -> None:
 
 _mount_emulator()
 app.command(name="serve")(serve)
+app.add_typer(avatars_app, name="avatars")
+app.add_typer(voices_app, name="voices")
+app.command(name="teardown")(teardown_command)
+app.command(name="doctor")(doctor)
 
 
 def main() -> None:
