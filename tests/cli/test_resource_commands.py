@@ -19,14 +19,15 @@ from typing import Any
 import httpx
 import pytest
 from emu_fixtures import ServedEmulator
-from flow_emu import Emu
+from flow_emu import Emu, cnv_seed
 from typer.testing import CliRunner
 
 from avatarpipe.cli import app
-from avatarpipe.cli.seed import DEFAULT_RESOURCE
+from avatarpipe.cli.seed import DEFAULT_RESOURCE, embedded_emulator
 from avatarpipe.emulator.config import EmulatorConfig
 from avatarpipe.emulator.server import EmulatorServer
 from avatarpipe.resource.avatars import ensure_emulator_avatar
+from avatarpipe.settings import load_settings
 from avatarpipe.speech.emulator_admin import EmulatorAdminClient
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,6 +36,7 @@ BIN = Path(sys.executable).parent / "avatarpipe"
 VOICE = "9f50c644-2121-40e9-9ea7-544e48bfe3cb"
 AVATAR = "contoso-presenter"
 VOICE_NAME = "ContosoPresenterNeural"
+STRAY = "0b3d1f6e-57a2-4c55-9d4a-2b9a3c1e7f00"
 runner = CliRunner()
 
 
@@ -124,7 +126,9 @@ def test_avatars_check_on_azure_costs_a_probe_only_with_yes(
     """On Azure (here: the emulator driven as Azure, no admin API) `check` is a paid probe job."""
     emu = served_emulator
     ensure_emulator_avatar(emu.admin, AVATAR, poll_interval_s=0.05)
-    env = _env(emu.url, emu.key, tmp_path, AVATARPIPE_BACKEND="azure", AVATARPIPE_POLL_INTERVAL_S="0.5")
+    env = _env(
+        emu.url, emu.key, tmp_path, AVATARPIPE_BACKEND="azure", AVATARPIPE_POLL_INTERVAL_S="0.5"
+    )
     before = emu.admin.stats()["jobs_created"]
     try:
         refused = _invoke(["avatars", "check", AVATAR], env)  # no terminal, no --yes
@@ -217,13 +221,29 @@ def test_a_wrong_key_is_one_line_naming_the_setting(
 @pytest.mark.parametrize(
     ("command", "named", "held"),
     [
-        (["avatars", "check", "contoso-presnter"], "'contoso-presnter'", f"did you mean '{AVATAR}'"),
-        (["avatars", "deploy", "contoso-presnter"], "'contoso-presnter'", f"did you mean '{AVATAR}'"),
-        (["avatars", "remove", "contoso-presnter"], "'contoso-presnter'", f"did you mean '{AVATAR}'"),
+        (
+            ["avatars", "check", "contoso-presnter"],
+            "'contoso-presnter'",
+            f"did you mean '{AVATAR}'",
+        ),
+        (
+            ["avatars", "deploy", "contoso-presnter"],
+            "'contoso-presnter'",
+            f"did you mean '{AVATAR}'",
+        ),
+        (
+            ["avatars", "remove", "contoso-presnter"],
+            "'contoso-presnter'",
+            f"did you mean '{AVATAR}'",
+        ),
         (["voices", "check", VOICE[:-1] + "c"], VOICE[:-1] + "c", f"did you mean '{VOICE}'"),
         (["voices", "suspend", VOICE[:-1] + "c"], VOICE[:-1] + "c", f"did you mean '{VOICE}'"),
         (["voices", "resume", VOICE[:-1] + "c"], VOICE[:-1] + "c", f"did you mean '{VOICE}'"),
-        (["voices", "check", VOICE, "--name", "ContosoPresentorNeural"], "ContosoPresentorNeural", VOICE_NAME),
+        (
+            ["voices", "check", VOICE, "--name", "ContosoPresentorNeural"],
+            "ContosoPresentorNeural",
+            VOICE_NAME,
+        ),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else None,
 )
@@ -240,7 +260,8 @@ def test_a_malformed_endpoint_id_is_invalid_input(
     served_emulator: ServedEmulator, tmp_path: Path
 ) -> None:
     result = _invoke(
-        ["voices", "suspend", "not-a-uuid"], _env(served_emulator.url, served_emulator.key, tmp_path)
+        ["voices", "suspend", "not-a-uuid"],
+        _env(served_emulator.url, served_emulator.key, tmp_path),
     )
     assert result.exit_code == 2, result.output
     assert "not-a-uuid" in _one_error_line(result.output)
@@ -289,9 +310,7 @@ def test_run_with_teardown_prints_what_it_stopped(make_emu: Any, tmp_path: Path)
     script = tmp_path / "small.yaml"
     script.write_text(SMALL_SCRIPT, encoding="utf-8")
     env = _env(emu.url, None, tmp_path / "out")
-    result = _invoke(
-        ["run", str(script), "--no-post", "--poll", "0.5", "--teardown", "both"], env
-    )
+    result = _invoke(["run", str(script), "--no-post", "--poll", "0.5", "--teardown", "both"], env)
     assert result.exit_code == 0, result.output
     assert f"teardown: suspended custom voice endpoint {VOICE}" in result.output
     assert f"teardown: removed custom avatar deployment {AVATAR}" in result.output
@@ -375,5 +394,36 @@ def test_a_misspelling_fails_the_embedded_run_before_any_job(
     assert misspelt.split(": ", 1)[1] in line and held in line, line
     # The resource the run used holds no job at all.
     with EmulatorServer(EmulatorConfig(port=0, state_dir=state, time_scale=0)) as server:
-        with EmulatorAdminClient(server.url, key="local-emulator-key") as admin:
+        admin = EmulatorAdminClient(server.url, key="local-emulator-key")
+        try:
             assert admin.stats()["jobs_created"] == 0
+        finally:
+            admin.close()
+
+
+def test_the_embedded_emulator_holds_exactly_its_resource_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What an older state folder holds (here: a misspelt avatar and voice) does not survive."""
+    state = tmp_path / "state"
+    with EmulatorServer(EmulatorConfig(port=0, state_dir=state, time_scale=0)) as old:
+        stray = EmulatorAdminClient(old.url, key="local-emulator-key")
+        stray.seed({"avatars": [{"name": "contoso-presentr"}], **cnv_seed("StrayNeural", STRAY)})
+        stray.close()
+    monkeypatch.setenv("AVATARPIPE_EMULATOR_STATE", str(state))
+    with embedded_emulator(load_settings(output_dir=tmp_path)) as url:
+        admin = EmulatorAdminClient(url, key="local-emulator-key")
+        try:
+            assert [a["name"] for a in admin.list_avatars()] == [AVATAR]
+        finally:
+            admin.close()
+        ids = [
+            e["id"]
+            for e in httpx.get(
+                f"{url}/customvoice/endpoints",
+                params={"api-version": "2026-01-01"},
+                headers={"Ocp-Apim-Subscription-Key": "local-emulator-key"},
+                timeout=10,
+            ).json()["value"]
+        ]
+        assert ids == [VOICE]

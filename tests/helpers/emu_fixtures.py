@@ -69,9 +69,21 @@ class ServedEmulator:
         self.key = key
         self.proc = subprocess.Popen(
             [
-                str(Path(sys.executable).parent / "avatarpipe"), "emulator", "serve", "--port", "0",
-                "--state", str(state_dir), "--seed", str(resource), "--key", key,
-                "--time-scale", "0", "--renderer", "placeholder",
+                str(Path(sys.executable).parent / "avatarpipe"),
+                "emulator",
+                "serve",
+                "--port",
+                "0",
+                "--state",
+                str(state_dir),
+                "--seed",
+                str(resource),
+                "--key",
+                key,
+                "--time-scale",
+                "0",
+                "--renderer",
+                "placeholder",
             ],  # fmt: skip
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

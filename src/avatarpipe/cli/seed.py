@@ -76,7 +76,8 @@ def embedded_emulator(conf: Settings) -> Iterator[str]:
     """Run the emulator in this process, holding the declared resource; yields its URL.
 
     Its state lives in ``<output dir>/.emulator`` (``AVATARPIPE_EMULATOR_STATE``), so a rerun
-    re-attaches to the jobs of the last one.
+    re-attaches to the jobs of the last one; at each start it holds exactly what the resource
+    file declares (avatars and voices that the file no longer declares are removed).
 
     Raises:
         ConfigError: The resource file is missing or invalid.
@@ -88,6 +89,8 @@ def embedded_emulator(conf: Settings) -> Iterator[str]:
     resource = resource_file(conf)
     state = Path(os.environ.get("AVATARPIPE_EMULATOR_STATE", str(conf.output_dir / ".emulator")))
     scale = float(os.environ.get("AVATARPIPE_EMULATOR_TIME_SCALE", "0.02"))
-    config = EmulatorConfig(port=0, state_dir=state, time_scale=scale, seed=resource)
+    config = EmulatorConfig(
+        port=0, state_dir=state, time_scale=scale, seed=resource, seed_exact=True
+    )
     with EmulatorServer(config) as server:
         yield server.url

@@ -273,7 +273,7 @@ def create_app(config: EmulatorConfig, renderer: Renderer | None = None) -> Emul
     if config.seed is not None:
         from avatarpipe.emulator.seed import load_seed_file
 
-        load_seed_file(resource, config.seed)
+        load_seed_file(resource, config.seed, exact=config.seed_exact)
     worker = JobWorker(resource, renderer or load_renderer(config))
 
     @asynccontextmanager
