@@ -351,6 +351,58 @@ def test_doctor_fails_on_a_wrong_key_with_the_fix_and_never_prints_it(
     assert emu.admin.stats()["jobs_created"] == jobs
 
 
+def test_doctor_names_an_endpoint_that_does_not_answer(tmp_path: Path) -> None:
+    result = _invoke(["doctor"], _env("http://127.0.0.1:9", "some-key-4321", tmp_path))
+    assert result.exit_code == 1, result.output
+    failed = [line for line in result.output.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1 and failed[0].startswith("FAIL endpoint: http://127.0.0.1:9 does not")
+    assert "-> check AVATARPIPE_SPEECH_ENDPOINT" in failed[0]
+    assert "some-key-4321" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "status"),
+    [
+        ("https://westeurope.api.cognitive.microsoft.com", "ok"),
+        ("https://eastus.api.cognitive.microsoft.com", "fail"),
+        ("https://contoso-avatars.cognitiveservices.azure.com", "skip"),
+    ],
+)
+def test_doctor_knows_the_batch_avatar_regions(endpoint: str, status: str) -> None:
+    from avatarpipe.resource.doctor import _region
+
+    assert _region(load_settings(), endpoint, "azure").status == status
+
+
+def test_doctor_reads_the_limit_the_runs_use() -> None:
+    from avatarpipe.resource.doctor import RATE_LIMIT_NAME
+    from flows.connections import SpeechTarget
+
+    assert SpeechTarget.model_fields["rate_limit_name"].default == RATE_LIMIT_NAME
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_doctor_reads_the_request_budget_from_the_prefect_server(
+    served_emulator: ServedEmulator, tmp_path: Path
+) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    from avatarpipe.resource.doctor import RATE_LIMIT_NAME
+    from flows.connections import ensure_rate_limit
+
+    ensure_rate_limit(RATE_LIMIT_NAME, 60)  # what the first run does
+    api = str(PREFECT_API_URL.value())
+    env = _env(served_emulator.url, served_emulator.key, tmp_path, PREFECT_API_URL=api)
+    result = _invoke(["doctor"], env)
+    assert result.exit_code == 0, result.output
+    assert f"ok   prefect: {api} answers" in result.output
+    assert f"ok   budget: {RATE_LIMIT_NAME}: about 60 requests a minute (10 slots" in result.output
+
+    down = _invoke(["doctor"], {**env, "PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    assert down.exit_code == 1, down.output
+    assert "FAIL prefect: http://127.0.0.1:9/api does not answer" in down.output
+
+
 def test_doctor_checks_the_examples_against_the_embedded_emulators_resource(
     tmp_path: Path,
 ) -> None:

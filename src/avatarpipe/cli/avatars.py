@@ -30,7 +30,7 @@ def _hosting(status: str | None) -> str:
     if status is None:
         return "not deployed (not billed; a run deploys it on the emulator)"
     if status == "Succeeded":
-        return "deployed: hosted and billed until removed (`avatarpipe avatars remove NAME`)"
+        return "deployed: hosted and billed until removed (`avatarpipe avatars remove`)"
     if status == "Failed":
         return "deployment failed: deploy it again"
     return "deploying"
@@ -97,7 +97,10 @@ def deploy(
             ensure_emulator_avatar(clients.admin, name, timeout_s=timeout, poll_interval_s=0.5)
     except AvatarpipeError as exc:
         fail(exc)
-    stdout.print(f"deployed {name}: {_hosting('Succeeded').split(': ', 1)[1]}", soft_wrap=True)
+    stdout.print(
+        f"deployed {name}: hosted and billed until removed (`avatarpipe avatars remove {name}`)",
+        soft_wrap=True,
+    )
 
 
 @app.command()

@@ -62,7 +62,6 @@ def doctor(
     from avatarpipe.resource.doctor import Check, Probe, diagnose
     from avatarpipe.scripts.jobs import custom_voices
     from avatarpipe.scripts.loader import load_script
-    from flows.connections import SpeechTarget
 
     try:
         conf = interactive_settings()
@@ -104,7 +103,6 @@ def doctor(
                     characters=[s.avatar.character for s in loaded if s.avatar.customized],
                     probe=plan,
                     prefect_api_url=os.environ.get("PREFECT_API_URL"),
-                    rate_limit_name=SpeechTarget.model_fields["rate_limit_name"].default,
                     progress=show,
                 )
     except AvatarpipeError as exc:

@@ -5,8 +5,8 @@
 ``probe=True`` spends money (one probe job per custom avatar on Azure); everything else reads.
 The key or token is never part of a result.
 
-The checks, in order: the endpoint answers; the key (or token) is accepted; the api-versions are
-known and accepted; the region offers batch avatar synthesis; the custom voice endpoints the
+The checks, in order: the endpoint answers; the key (or token) is accepted; the service accepts
+both api-versions; the region offers batch avatar synthesis; the custom voice endpoints the
 scripts name (or all of them); the custom avatars the scripts name (on Azure only with
 ``probe``); the blob container is writable (when one is configured); ffmpeg is present; the
 Prefect API answers (when ``PREFECT_API_URL`` is set); the request budget's Prefect limit.
@@ -39,7 +39,7 @@ from avatarpipe.resource.avatars import (
 from avatarpipe.resource.voices import check_voice_endpoint, list_voice_endpoints
 from avatarpipe.settings import Settings
 
-__all__ = ["BATCH_AVATAR_REGIONS", "Check", "Probe", "diagnose"]
+__all__ = ["BATCH_AVATAR_REGIONS", "RATE_LIMIT_NAME", "Check", "Probe", "diagnose"]
 
 BATCH_AVATAR_REGIONS = (
     "eastus2",
@@ -51,6 +51,10 @@ BATCH_AVATAR_REGIONS = (
     "westus2",
 )
 """Regions that offer batch avatar synthesis (Microsoft's region list, text to speech avatar)."""
+
+RATE_LIMIT_NAME = "avatarpipe-speech-requests"
+"""The Prefect global concurrency limit of the request budget (``flows.connections.SpeechTarget``
+names it for the runs; a test keeps the two equal, so the doctor need not import Prefect)."""
 
 Status = Literal["ok", "fail", "skip"]
 
@@ -145,9 +149,15 @@ def _endpoint_and_key(
                 ),
             )
         return (
-            endpoint,
-            Check("key", "fail", f"the first request failed: {exc.message}", _KEY_FIX),
-            Check("api-versions", "skip", "not checked: the first request failed"),
+            Check(
+                "endpoint",
+                "fail",
+                f"{where} answers, but not as a Speech resource ({exc.message})",
+                "set AVATARPIPE_SPEECH_ENDPOINT to the Speech resource's endpoint (Azure portal > "
+                "the Speech resource > Keys and Endpoint)",
+            ),
+            Check("key", "skip", "not checked: the endpoint is not a Speech resource"),
+            Check("api-versions", "skip", "not checked: the endpoint is not a Speech resource"),
         )
     except ServiceError as exc:
         return (
@@ -425,7 +435,7 @@ def diagnose(
     characters: Iterable[str] = (),
     probe: Probe | None = None,
     prefect_api_url: str | None = None,
-    rate_limit_name: str = "avatarpipe-speech-requests",
+    rate_limit_name: str = RATE_LIMIT_NAME,
     progress: Callable[[Check], None] | None = None,
 ) -> list[Check]:
     """Run every check against the resource ``clients`` reach; never raises for a failure.
@@ -459,8 +469,8 @@ def diagnose(
         add(*_voices(clients, voices))
         add(*_avatars(clients, conf, endpoint, characters, probe))
     else:
-        add(Check("voices", "skip", "not checked: the resource cannot be reached"))
-        add(Check("avatars", "skip", "not checked: the resource cannot be reached"))
+        unchecked = "not checked: the resource cannot be used (see above)"
+        add(Check("voices", "skip", unchecked), Check("avatars", "skip", unchecked))
     add(_blob(conf))
     add(_ffmpeg())
     add(*_prefect(prefect_api_url, rate_limit_name, conf))
