@@ -381,6 +381,32 @@ def test_doctor_reads_the_limit_the_runs_use() -> None:
     assert SpeechTarget.model_fields["rate_limit_name"].default == RATE_LIMIT_NAME
 
 
+@pytest.mark.azurite
+def test_doctor_checks_the_blob_container_is_writable(
+    served_emulator: ServedEmulator, tmp_path: Path, azurite: Any
+) -> None:
+    from avatarpipe.storage.blob import BlobStore
+
+    env = _env(
+        served_emulator.url, served_emulator.key, tmp_path,
+        AVATARPIPE_BLOB_CONNECTION_STRING=azurite.connection_string,
+        AVATARPIPE_BLOB_CONTAINER="doctor-check",
+    )  # fmt: skip
+    result = _invoke(["doctor"], env)
+    assert result.exit_code == 0, result.output
+    assert "ok   blob: container doctor-check is writable" in result.output
+    store = BlobStore.from_connection_string(azurite.connection_string, "doctor-check")
+    assert store.list_names(".avatarpipe/") == [".avatarpipe/doctor-check.txt"]
+
+    unreachable = azurite.connection_string.replace(f":{azurite.port}/", ":9/")
+    down = _invoke(["doctor"], {**env, "AVATARPIPE_BLOB_CONNECTION_STRING": unreachable})
+    assert down.exit_code == 1, down.output
+    failed = [line for line in down.output.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1 and failed[0].startswith("FAIL blob: container doctor-check"), failed
+    assert "-> check AVATARPIPE_BLOB_CONNECTION_STRING" in failed[0]
+    assert azurite.account_key not in down.output + result.output
+
+
 @pytest.mark.usefixtures("prefect_harness")
 def test_doctor_reads_the_request_budget_from_the_prefect_server(
     served_emulator: ServedEmulator, tmp_path: Path

@@ -29,6 +29,7 @@ from avatarpipe.errors import (
     HttpResponseError,
     ServiceError,
     ServiceRequestError,
+    StorageError,
 )
 from avatarpipe.resource.avatars import (
     PROBE_COST,
@@ -313,6 +314,18 @@ def _avatars(
     return checks
 
 
+_BLOB_MARK = ".avatarpipe/doctor-check.txt"
+
+
+def _answers(url: str) -> str | None:
+    """``None`` when ``url``'s server answers HTTP at all (any status), else why not."""
+    try:
+        httpx.head(url, timeout=5.0)
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+    return None
+
+
 def _blob(conf: Settings) -> Check:
     from avatarpipe.storage.blob import store_from_settings
 
@@ -325,8 +338,12 @@ def _blob(conf: Settings) -> Check:
                 "no container configured: videos stay in the output folder",
                 "set AVATARPIPE_BLOB_CONNECTION_STRING or AVATARPIPE_BLOB_ACCOUNT_URL to publish",
             )
+        answers = _answers(store.blob_url(_BLOB_MARK))
+        if answers is not None:  # before the SDK, which retries a dead address for a minute
+            raise StorageError(f"the storage account does not answer ({answers})")
+        store.ensure_container()  # as a run does
         store.write_bytes(
-            ".avatarpipe/doctor-check.txt",
+            _BLOB_MARK,
             f"written by avatarpipe doctor at {time.time():.0f}\n".encode(),
             content_type="text/plain",
         )
@@ -335,8 +352,8 @@ def _blob(conf: Settings) -> Check:
             "blob",
             "fail",
             f"container {conf.blob_container}: {exc.message}",
-            "check the connection string or SAS (it must allow writes), that the account "
-            "answers, and that AVATARPIPE_BLOB_CONTAINER exists (a run creates it)",
+            "check AVATARPIPE_BLOB_CONNECTION_STRING (or the account URL and its SAS, which must "
+            "allow writes) and that the storage account answers",
         )
     return Check("blob", "ok", f"container {conf.blob_container} is writable")
 
