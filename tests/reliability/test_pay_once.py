@@ -32,6 +32,7 @@ from flow_emu import Emu
 from avatarpipe import progress
 from avatarpipe.batch.run import SynthesisRequest, VideoInput
 from avatarpipe.errors import SynthesisFailedError
+from avatarpipe.media.ffmpeg import probe
 from avatarpipe.speech.models import BatchAvatarConfig, BatchSynthesisConfig, VideoCodec
 from flows.connections import SpeechTarget
 from flows.script_to_video import RunOptions, script_to_video
@@ -49,6 +50,10 @@ video: {format: mp4, codec: h264}
 scenes:
   - text: The first scene is paid for once.
   - text: The second scene is paid for once too.
+post:
+  preset: web-1080p
+  variants: ["16:9"]
+  overrides: {width: 320, height: 180, speed: ultrafast, contact_sheet: false}
 """
 
 
@@ -164,7 +169,9 @@ def test_two_runs_of_one_script_at_once_both_finish(
     script = tmp_path / "pay-once.yaml"
     script.write_text(SCRIPT)
     out = tmp_path / "out"
-    args = [str(CLI), "run", str(script), "--out", str(out), "--no-post", "--poll", "0.2"]
+    # Both runs wait for the same jobs, so they post-process (into their staging folders) at
+    # the same time: before issue 14 each one's start removed the other's staging folder.
+    args = [str(CLI), "run", str(script), "--out", str(out), "--poll", "0.2"]
     procs = [
         subprocess.Popen(  # noqa: S603 - fixed argv
             args,
@@ -190,8 +197,10 @@ def test_two_runs_of_one_script_at_once_both_finish(
     assert len(folders) == 2, "each run published its own folder; no staging folder is left"
     for folder in folders:
         manifest = json.loads((folder / "manifest.json").read_text())
-        assert [o["path"] for o in manifest["outputs"]] == ["pay-once.mp4"]
-        assert (folder / "pay-once.mp4").stat().st_size > 0
+        [output] = manifest["outputs"]
+        video = folder / output["path"]
+        assert video.stat().st_size == output["size_bytes"]
+        assert probe(video).video is not None
 
 
 @pytest.fixture
