@@ -4,7 +4,9 @@ The job id is the continuation token of the whole pipeline. It is derived from a
 everything that shapes the result (the inputs, the avatar, the voice, the video settings), so the
 same work always gets the same id: a rerun after a crash finds the job it already paid for and
 re-attaches instead of submitting it again. A resubmission after a transient failure gets a new id
-derived from the same hash plus the attempt number (``-r1``, ``-r2``...).
+derived from the same hash plus the attempt number (``-r1``, ``-r2``...); the result store
+(:mod:`avatarpipe.batch.store`) remembers each work's last attempt, so the counter continues
+across runs, and which works are already paid for.
 """
 
 from __future__ import annotations
