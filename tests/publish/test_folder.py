@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from avatarpipe.errors import ConfigError, StorageError
-from avatarpipe.publish.folder import RunDirectory, check_room, new_run_id, write_json_atomic
+from avatarpipe.publish.folder import (
+    RunDirectory,
+    abandoned,
+    check_room,
+    new_run_id,
+    owned_here,
+    write_json_atomic,
+)
 
 RUN_ID = "20261125-181500-1a2b3c4d"
 
@@ -51,7 +58,9 @@ def test_runs_never_overwrite_each_other_and_stale_staging_is_removed(tmp_path: 
     with pytest.raises(StorageError, match="already exists"):
         RunDirectory(tmp_path, "demo", RUN_ID)
     _crashed_run(tmp_path, "20261125-181501-crashed")
-    assert (tmp_path / "demo" / ".20261125-181501-crashed.partial" / "half.mp4").is_file()
+    crashed = tmp_path / "demo" / ".20261125-181501-crashed.partial"
+    assert (crashed / "half.mp4").is_file()
+    assert abandoned(crashed) and not owned_here(crashed)
     RunDirectory(tmp_path, "demo", "20261125-181502-next")
     assert [p.name for p in (tmp_path / "demo").glob(".*.partial")] == [
         ".20261125-181502-next.partial"
@@ -64,6 +73,7 @@ def test_a_live_runs_staging_folder_is_never_removed(tmp_path: Path) -> None:
     first.path("a.mp4").write_bytes(b"a")
     second = RunDirectory(tmp_path, "demo", "20261125-181502-second")
     assert first.path("a.mp4").read_bytes() == b"a", "the other run's file is still there"
+    assert owned_here(first.staging) and not abandoned(first.staging)
     assert sorted(p.name for p in first.commit({}).iterdir()) == ["a.mp4", "manifest.json"]
     assert sorted(p.name for p in second.commit({}).iterdir()) == ["manifest.json"]
 

@@ -38,6 +38,7 @@ __all__ = [
     "check_output_root",
     "check_room",
     "new_run_id",
+    "owned_here",
     "write_json_atomic",
 ]
 
@@ -221,6 +222,25 @@ def _own(folder: Path) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def owned_here(staging: Path) -> bool:
+    """Whether a staging folder belongs to this process (its owner file names our pid and host).
+
+    Args:
+        staging: A ``.<run-id>.partial`` folder.
+
+    Returns:
+        ``True`` for this process's own staging folders.
+    """
+    try:
+        owner = json.loads((staging / OWNER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(owner, dict) and (owner.get("pid"), owner.get("host")) == (
+        os.getpid(),
+        socket.gethostname(),
+    )
 
 
 def abandoned(staging: Path) -> bool:
