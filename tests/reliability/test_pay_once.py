@@ -120,7 +120,10 @@ def test_a_rerun_pays_for_nothing_once_the_service_dropped_the_jobs(
     assert not any(v.downloaded for v in again.videos)
     assert all(j.reused for j in again.jobs)
     assert again.service_requests == 0, "not even a lookup: the store answered"
-    print(f"{gone}: first run {first_s:.2f} s, rerun {rerun_s:.2f} s, counters {before}")
+    print(
+        f"\n[{gone}] (jobs_created, video downloads) after the first run {before}, after the "
+        f"rerun {_counters(emu)}; first run {first_s:.2f} s, rerun {rerun_s:.2f} s"
+    )
 
 
 def test_failed_jobs_do_not_stick(make_emu: Any, tmp_path: Path) -> None:
@@ -132,6 +135,7 @@ def test_failed_jobs_do_not_stick(make_emu: Any, tmp_path: Path) -> None:
         synthesize(request, _target(emu))
     failed = set(emu.stats()["puts_by_job_id"])
     assert len(failed) == 6, "each of 3 works: the first job and one resubmission"
+    before = _counters(emu)
 
     emu.configure(faults={"p_job_fail": 0.0})
     outcome = synthesize(request, _target(emu))
@@ -143,6 +147,7 @@ def test_failed_jobs_do_not_stick(make_emu: Any, tmp_path: Path) -> None:
     assert {j.job_id for j in outcome.jobs if j.created} == new
     assert all(job_id.endswith("-r2") for job_id in new), "the attempt counter went on"
     assert len(outcome.videos) == 3
+    print(f"\n[failed] (jobs_created, video downloads) {before} -> {_counters(emu)}; new: {new}")
 
 
 def _cli_env(emu: Emu, prefect_api_url: str) -> dict[str, str]:
@@ -191,6 +196,9 @@ def test_two_runs_of_one_script_at_once_both_finish(
                 p.wait()
     assert [p.returncode for p in procs] == [0, 0], "\n---\n".join(o[-2000:] for o in outputs)
     stats = emu.stats()
+    print(
+        f"\n[two runs] exits 0, 0; jobs_created {stats['jobs_created']}, puts {stats['puts_by_job_id']}"
+    )
     assert stats["jobs_created"] == 2
     assert all(n == 1 for n in stats["puts_by_job_id"].values()), stats["puts_by_job_id"]
     folders = sorted(p for p in (out / "pay-once").iterdir())
@@ -244,6 +252,7 @@ def test_a_corrupted_cache_is_named_and_fetched_again(
     assert hashlib.sha256(cached.read_bytes()).hexdigest() == service
     named = [e for e in progress_lines if e.stage == "info" and str(cached) in e.detail]
     assert named and "checksum" in named[0].detail, [e.detail for e in progress_lines]
+    print(f"\n[corrupted] {before} -> {(created, downloads)}; said: {named[0].detail}")
 
 
 def test_a_store_in_blob_is_shared_by_workers(
@@ -258,6 +267,7 @@ def test_a_store_in_blob_is_shared_by_workers(
     second = synthesize(_request(tmp_path / "worker2", "shared"), _target(emu))
 
     assert _counters(emu) == before, "the second worker paid for nothing"
+    print(f"\n[blob] after worker 1 {before}, after worker 2 {_counters(emu)}")
     assert [v.sha256 for v in second.videos] == [v.sha256 for v in first.videos]
     for video in second.videos:
         path = Path(video.path)
