@@ -666,11 +666,12 @@ class SynthesisRun:
         if not self.failures:
             return
         first = self.failures[0]
+        code, _, message = (first.error or "vanished").partition(": ")
         raise SynthesisFailedError(
             first.job_id,
-            code=(first.error or "").split(":", 1)[0] or None,
+            code=code if message else None,
             service_message=(
-                f"{(first.error or 'vanished')} (scenes: {', '.join(first.scene_keys)}); "
+                f"{message or code} (scenes: {', '.join(first.scene_keys)}); "
                 f"{len(self.failures)} job(s) failed, {len(self.videos)} video(s) kept in "
                 f"{self.request.cache_dir}"
             ),
