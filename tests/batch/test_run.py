@@ -19,6 +19,7 @@ from avatarpipe.batch.run import (
     SynthesisRequest,
     VideoInput,
     fetch_videos,
+    is_transient_job_error,
     run_synthesis,
     submit_planned,
 )
@@ -128,3 +129,59 @@ def test_a_permanent_failure_is_raised_after_the_good_videos(
         run.raise_for_failures()
     assert "broken" in info.value.message and "1 video(s) kept" in info.value.message
     assert "FAILED" in run.summary(0)
+
+
+def _run(emu_url: str, batch_client: Any, request: SynthesisRequest, cache: Path) -> Any:
+    with batch_client(emu_url) as client:
+        lookup = JobLookup(client)
+        steps = PlainSteps(client, lookup, cache)
+        return run_synthesis(request, lookup, steps, store=None)
+
+
+def test_a_permanent_failure_is_reported_again_for_free_and_resubmitted_only_when_asked(
+    make_emu: Any, batch_client: Any, tmp_path: Path
+) -> None:
+    emu = make_emu()
+    request = _request(tmp_path, ["Fine."]).model_copy(
+        update={"inputs": [VideoInput(key="broken", content="<speak>x", input_kind="SSML")]}
+    )
+    first = _run(emu.url, batch_client, request, tmp_path / "cache")
+    [failed] = first.failures
+    assert not is_transient_job_error(failed.error.split(":", 1)[0])
+    puts = dict(emu.stats()["puts_by_job_id"])
+
+    again = _run(emu.url, batch_client, request, tmp_path / "cache")
+    with pytest.raises(SynthesisFailedError) as info:
+        again.raise_for_failures()
+    assert "--retry-failed" in info.value.message and "BadRequest" in info.value.message
+    assert emu.stats()["puts_by_job_id"] == puts, "a permanent failure is not paid for again"
+
+    retried = _run(
+        emu.url, batch_client, request.model_copy(update={"retry_failed": True}), tmp_path / "cache"
+    )
+    new = set(emu.stats()["puts_by_job_id"]) - set(puts)
+    assert new == {failed.job_id + "-r1"}, "asked to: resubmitted once, under the next attempt"
+    assert [j.job_id for j in retried.failures] == [failed.job_id + "-r1"]
+
+
+def test_a_damaged_video_whose_job_is_gone_is_rendered_again_and_named(
+    make_emu: Any, batch_client: Any, tmp_path: Path
+) -> None:
+    emu = make_emu()
+    cache = tmp_path / "cache"
+    request = _request(tmp_path, ["One.", "Two."], delete_after_download=True)
+    first = _run(emu.url, batch_client, request, cache).outcome(0)
+    damaged = Path(first.videos[1].path)
+    damaged.write_bytes(b"\0" * damaged.stat().st_size)  # zeroed, same size
+
+    run = _run(emu.url, batch_client, request, cache)
+    outcome = run.outcome(0)
+
+    [repair] = outcome.repairs
+    assert (repair.key, repair.path, repair.action) == ("scene-002", str(damaged), "rendered again")
+    assert "checksum" in repair.reason
+    stats = emu.stats()
+    assert stats["jobs_created"] == 3, "only the damaged video's job is paid for again"
+    assert [v.sha256 for v in outcome.videos] == [v.sha256 for v in first.videos]
+    assert [v.downloaded for v in outcome.videos] == [False, True]
+    assert f"REPAIRED {damaged}" in run.summary(0)

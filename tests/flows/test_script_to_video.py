@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from flow_emu import Emu
 
+from avatarpipe.errors import ConfigError
 from avatarpipe.media.ffmpeg import probe
 from flows.connections import SpeechTarget
 from flows.script_to_video import RunOptions, script_to_video
@@ -99,3 +101,18 @@ def test_the_no_post_option_joins_scenes_without_reencoding(emu: Emu, tmp_path: 
     manifest = json.loads(Path(item.manifest).read_text())
     total = sum(s["video"]["duration_ms"] for s in manifest["scenes"]) / 1000
     assert abs(probe(video, exact=True).duration_s - total) < 0.2
+
+
+def test_an_unreachable_blob_container_stops_the_run_before_anything_is_paid(
+    emu: Emu, tmp_path: Path, azurite: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrong_key = azurite.connection_string.replace(azurite.account_key, "d3Jvbmcta2V5" * 4)
+    monkeypatch.setenv("AVATARPIPE_BLOB_CONNECTION_STRING", wrong_key)
+    monkeypatch.setenv("AVATARPIPE_BLOB_CONTAINER", "unreachable")
+    script = _fast_copy(EXAMPLES / "training-lesson.yaml", tmp_path)
+    with pytest.raises(ConfigError) as info:
+        script_to_video(str(script), _target(emu), RunOptions(out_dir=str(tmp_path / "out")))
+    line = info.value.message
+    assert line.startswith("AVATARPIPE_BLOB_CONTAINER unreachable: ") and "\n" not in line
+    assert "d3Jvbmcta2V5" not in line
+    assert emu.stats()["jobs_created"] == 0

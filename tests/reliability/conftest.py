@@ -195,7 +195,8 @@ def check_cache(cache: Path) -> dict[str, dict[str, Any]]:
     """Assert that the download cache holds only complete, verified files; return the markers.
 
     Every video has a ``.verified.json`` marker whose size and SHA-256 match the file and
-    ffmpeg reads it; the only other files are ``summary.json`` (valid JSON) and markers.
+    ffmpeg reads it; the only other files are ``summary.json`` (valid JSON), markers and the
+    result store's records and locks.
     Nothing temporary (``.part``, ``.tmp``) is left anywhere.
 
     Returns:
@@ -214,6 +215,8 @@ def check_cache(cache: Path) -> dict[str, dict[str, Any]]:
         if name == "summary.json":
             json.loads(path.read_text())
             continue
+        if name == "job.json" or path.parent.name in (".work", ".locks"):
+            continue  # the result store's records (batch/store.py) and lock files
         assert path.suffix == ".mp4" and name[:4].isdigit(), f"unexpected file in the cache: {rel}"
         marker = path.with_name(name + ".verified.json")
         assert marker.is_file(), f"{rel} carries a final name but was never verified"

@@ -10,7 +10,8 @@ length, lets a check inspect it, and only then renames it onto ``dest``. On any 
 :func:`fetch_job` puts a job's videos in a cache keyed by job id (``<cache>/<job_id>/0001.mp4``).
 A file counts as verified once its size matched the service's figure and ffmpeg could read it; a
 small ``.verified.json`` beside it records that, so a rerun (after a crash, or the same work
-again) skips it.
+again) skips it. The cache is the local side of the result store (:mod:`avatarpipe.batch.store`),
+which re-hashes a stored video against its recorded checksum before any reuse.
 """
 
 from __future__ import annotations

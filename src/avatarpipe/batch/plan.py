@@ -4,7 +4,9 @@ The job id is the continuation token of the whole pipeline. It is derived from a
 everything that shapes the result (the inputs, the avatar, the voice, the video settings), so the
 same work always gets the same id: a rerun after a crash finds the job it already paid for and
 re-attaches instead of submitting it again. A resubmission after a transient failure gets a new id
-derived from the same hash plus the attempt number (``-r1``, ``-r2``...).
+derived from the same hash plus the attempt number (``-r1``, ``-r2``...); the result store
+(:mod:`avatarpipe.batch.store`) remembers each work's last attempt, so the counter continues
+across runs, and which works are already paid for.
 """
 
 from __future__ import annotations
@@ -127,7 +129,10 @@ class PlannedJob:
 
     def retry(self) -> PlannedJob:
         """The same work under the next attempt's id (after a transient job failure)."""
-        attempt = self.attempt + 1
+        return self.at_attempt(self.attempt + 1)
+
+    def at_attempt(self, attempt: int) -> PlannedJob:
+        """The same work under the id of attempt ``attempt`` (0: the first submission)."""
         return PlannedJob(
             job_id=job_id_for(self.work_hash, self.options.label, attempt),
             inputs=self.inputs,

@@ -31,7 +31,7 @@ from typing import Any
 
 from rich.console import Console
 
-from avatarpipe.publish.folder import STAGING_GLOB
+from avatarpipe.publish.folder import OWNER_FILE, STAGING_GLOB, owned_here
 
 __all__ = ["GRACE_S", "remove_staging", "stop_on_signals"]
 
@@ -161,7 +161,10 @@ def stop_on_signals(
 
 
 def remove_staging(out_dir: Path, since: float) -> None:
-    """Remove the staging folders (``<out>/<slug>/.<run-id>.partial``) made since ``since``.
+    """Remove this run's staging folders (``<out>/<slug>/.<run-id>.partial``).
+
+    A folder counts as this run's when its owner file names this process, or, for a folder
+    without one, when it was made since ``since``; another run's live folder is never removed.
 
     Args:
         out_dir: The output root.
@@ -169,5 +172,8 @@ def remove_staging(out_dir: Path, since: float) -> None:
     """
     for staging in out_dir.glob(f"*/{STAGING_GLOB}"):
         with contextlib.suppress(OSError):
-            if staging.stat().st_mtime >= since:
+            ours = owned_here(staging) or (
+                not (staging / OWNER_FILE).exists() and staging.stat().st_mtime >= since
+            )
+            if ours:
                 shutil.rmtree(staging, ignore_errors=True)
