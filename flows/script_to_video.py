@@ -114,7 +114,14 @@ def join_scenes(scenes: list[Path], out: Path, label: str) -> Path:
 
 
 def _preflight(scripts: list[Script], target: SpeechTarget) -> set[tuple[str, str]]:
-    """Make the custom avatars and voices usable; return the (voice, deployment id) pairs."""
+    """Make the custom voices and avatars usable; return the (voice, deployment id) pairs.
+
+    The voices come first: their check is free, while the avatar check on Azure is a paid probe
+    job, so a misspelt voice must fail before anything is paid for.
+    """
+    voices = {(s.voice.name, str(s.voice.deployment_id)) for s in scripts if s.voice.deployment_id}
+    for voice_name, deployment_id in sorted(voices):
+        ensure_custom_voice(voice_name, deployment_id, target)
     for first in custom_avatar_scripts(scripts):
         ensure_avatar_deployment(
             first.avatar.character,
@@ -123,9 +130,6 @@ def _preflight(scripts: list[Script], target: SpeechTarget) -> set[tuple[str, st
             probe_voice=first.voice.name,
             probe_custom_voices=custom_voices(first),
         )
-    voices = {(s.voice.name, str(s.voice.deployment_id)) for s in scripts if s.voice.deployment_id}
-    for voice_name, deployment_id in sorted(voices):
-        ensure_custom_voice(voice_name, deployment_id, target)
     return voices
 
 
