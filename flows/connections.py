@@ -88,7 +88,8 @@ class PrefectRateBudget(SharedLimitBudget):
 
     Every slot is one ``POST /v2/concurrency_limits/increment`` in ``rate_limit`` mode (the
     server decides); after a refusal the limit is read and the caller sleeps until its slot is
-    due, saying so once when that is long (see :class:`avatarpipe.speech.ratelimit.SharedLimitBudget`).
+    due, saying so once when that is long (see
+    :class:`~avatarpipe.speech.ratelimit.SharedLimitBudget`).
 
     Args:
         name: The limit's name (made by :func:`ensure_rate_limit`).

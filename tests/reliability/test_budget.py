@@ -105,8 +105,10 @@ def test_three_runs_share_one_budget(make_emu: Any, limit_name: str) -> None:
     times = _arrivals(emu)
     busiest = max_in_window(times, WINDOW_S)
     rate = _per_window(times)
-    print(f"3 runs, {n}/{WINDOW_S:g} s: {len(times)} requests, busiest window {busiest}, "
-          f"sustained {rate:.2f} per window ({rate / n:.1%})")
+    print(
+        f"3 runs, {n}/{WINDOW_S:g} s: {len(times)} requests, busiest window {busiest}, "
+        f"sustained {rate:.2f} per window ({rate / n:.1%})"
+    )
     assert busiest <= n
     assert rate >= 0.9 * n
     assert _limit(limit_name) == (1, pytest.approx(pace.slot_decay_per_second))

@@ -221,7 +221,7 @@ def plan_limit(state: LimitState, pace: RequestPace, now: float) -> int | None:
     if pace.matches(state.limit, state.slot_decay_per_second):
         return None
     old_spacing = 1.0 / state.slot_decay_per_second if state.slot_decay_per_second > 0 else 0.0
-    faster = state.limit == 1 and 0 < old_spacing and pace.spacing_s <= old_spacing
+    faster = state.limit == 1 and old_spacing > 0 and pace.spacing_s <= old_spacing
     hold = pace.spacing_s if faster else pace.window_s + pace.guard
     due = state.updated + hold  # every earlier grant was written by `updated`
     return max(0, math.ceil((due - now) / pace.spacing_s - 1e-9))
