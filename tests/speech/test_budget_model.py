@@ -22,6 +22,7 @@ from avatarpipe.speech.ratelimit import (
     LimitState,
     RequestPace,
     SharedLimitBudget,
+    per_minute_of_limit,
     plan_limit,
     slot_due_at,
 )
@@ -84,6 +85,14 @@ def test_the_naive_limit_lets_a_minute_hold_almost_twice_the_budget() -> None:
     """``limit N, decay N/60``: a burst of N, then N/60 a second: 2N - 1 in the first minute."""
     grants = _saturated(ModelLimit(6, 6 / 60), 300)
     assert max_in_window(grants, 60) == 11
+
+
+def test_a_limit_reads_back_as_requests_a_minute() -> None:
+    for n in (2, 6, 600):
+        pace = RequestPace(n)
+        assert per_minute_of_limit(pace.limit, pace.slot_decay_per_second) == pytest.approx(n)
+    assert per_minute_of_limit(6, 6 / 60) == 11  # the naive shape: up to 11 in a minute
+    assert per_minute_of_limit(10, 50 / 60) == 59
 
 
 def test_plan_limit_holds_the_first_grant_at_a_new_pace() -> None:

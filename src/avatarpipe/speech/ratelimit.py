@@ -68,6 +68,7 @@ __all__ = [
     "SharedLimitBudget",
     "TokenBucket",
     "UnlimitedBudget",
+    "per_minute_of_limit",
     "plan_limit",
     "slot_due_at",
 ]
@@ -201,6 +202,23 @@ def slot_due_at(state: LimitState) -> float:
     if excess <= 0 or state.slot_decay_per_second <= 0:
         return state.updated
     return state.updated + excess / state.slot_decay_per_second
+
+
+def per_minute_of_limit(limit: int, slot_decay_per_second: float) -> float:
+    """The requests a minute a limit stands for (the inverse of :class:`RequestPace`).
+
+    Args:
+        limit: The limit's slots.
+        slot_decay_per_second: Its decay.
+
+    Returns:
+        For this pace's shape (one slot), ``decay * 61``: the ``N`` it was made from. For any
+        other shape, the most requests it lets into one minute: ``ceil(limit + 60 * decay) - 1``
+        (from the bound in the module docstring).
+    """
+    if limit == 1:
+        return slot_decay_per_second * (60.0 + 1.0)
+    return float(math.ceil(limit + 60.0 * slot_decay_per_second - 1e-9) - 1)
 
 
 def plan_limit(state: LimitState, pace: RequestPace, now: float) -> int | None:
