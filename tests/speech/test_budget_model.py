@@ -206,3 +206,17 @@ def test_short_waits_stay_quiet() -> None:
         budget.acquire()
     assert budget.notices == 0
     assert clock.now - start >= 9 * pace.spacing_s
+
+
+@pytest.mark.parametrize("live", [False, True])
+def test_the_notice_reaches_the_terminal(live: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    """``avatarpipe run`` prints every notice, plain or above the live bars."""
+    from avatarpipe.cli.display import Display
+
+    display = Display(live=live)
+    with display.running():
+        progress.report("info", "", "waiting 28 s for the request budget, 2/min")
+        progress.report("info", "", "waiting 30 s for the request budget, 2/min")
+    err = capsys.readouterr().err
+    assert "info: waiting 28 s for the request budget, 2/min" in err
+    assert "info: waiting 30 s for the request budget, 2/min" in err
