@@ -14,9 +14,40 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from avatarpipe.errors import ConfigError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = [
+    "AZURE_REQUESTS_PER_MINUTE",
+    "EMULATOR_REQUESTS_PER_MINUTE",
+    "Settings",
+    "default_requests_per_minute",
+    "load_settings",
+]
 
 ENV_PREFIX = "AVATARPIPE_"
+
+AZURE_REQUESTS_PER_MINUTE = 2.0
+"""Azure's documented REST limit for batch avatar synthesis on S0: "2 requests per 1 minute"
+(Speech service quotas and limits, "Batch text to speech avatar - REST API limit")."""
+
+EMULATOR_REQUESTS_PER_MINUTE = 600.0
+"""The emulator's: it limits nothing unless started with ``rate_limit_per_minute`` (then set
+``AVATARPIPE_REQUESTS_PER_MINUTE`` to that figure); 10 a second keeps local runs quick."""
+
+
+def default_requests_per_minute(backend: str | None) -> float:
+    """The request budget of a backend when ``AVATARPIPE_REQUESTS_PER_MINUTE`` is not set.
+
+    Args:
+        backend: ``azure`` or ``emulator``.
+
+    Returns:
+        :data:`AZURE_REQUESTS_PER_MINUTE` on Azure, else :data:`EMULATOR_REQUESTS_PER_MINUTE`.
+    """
+    return AZURE_REQUESTS_PER_MINUTE if backend == "azure" else EMULATOR_REQUESTS_PER_MINUTE
+
+
+def _backend_of(data: dict[str, Any]) -> str:
+    """The backend the settings validated so far resolve to (as ``Settings.resolved_backend``)."""
+    return str(data.get("backend") or ("azure" if data.get("speech_endpoint") else "emulator"))
 
 
 def _finite(default: float, high: float, description: str, *, ge: float | None = None) -> Any:
@@ -66,8 +97,13 @@ class Settings(BaseSettings):
     read_timeout_s: float = _finite(60.0, 3600, "Seconds to read an answer, up to 3600.")
     max_attempts: int = Field(default=6, ge=1, le=50, description="Attempts per request.")
     max_retry_time_s: float = _finite(600.0, 3600, "Retry budget per request: seconds, up to 3600.")
-    requests_per_minute: float = _finite(
-        60.0, 6000, "Shared request budget against the Speech service, up to 6000 a minute."
+    requests_per_minute: float = Field(
+        default_factory=lambda data: default_requests_per_minute(_backend_of(data)),
+        gt=0,
+        le=6000,
+        allow_inf_nan=False,
+        description="Requests to the Speech service in any minute, shared by every run, up to "
+        "6000; by default the backend's (Azure: 2, the documented S0 limit).",
     )
     poll_interval_s: float = _finite(20.0, 600, "Seconds between status polls, 0.5 to 600.", ge=0.5)
     wait_timeout_s: float = _finite(

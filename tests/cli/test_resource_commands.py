@@ -422,7 +422,7 @@ def test_doctor_reads_the_request_budget_from_the_prefect_server(
     result = _invoke(["doctor"], env)
     assert result.exit_code == 0, result.output
     assert f"ok   prefect: {api} answers" in result.output
-    assert f"ok   budget: {RATE_LIMIT_NAME}: about 60 requests a minute (10 slots" in result.output
+    assert f"ok   budget: {RATE_LIMIT_NAME}: 60 requests a minute (1 slot" in result.output
 
     down = _invoke(["doctor"], {**env, "PREFECT_API_URL": "http://127.0.0.1:9/api"})
     assert down.exit_code == 1, down.output

@@ -39,6 +39,7 @@ from avatarpipe.resource.avatars import (
 )
 from avatarpipe.resource.voices import check_voice_endpoint, list_voice_endpoints
 from avatarpipe.settings import Settings
+from avatarpipe.speech.ratelimit import RequestPace, per_minute_of_limit
 
 __all__ = ["BATCH_AVATAR_REGIONS", "RATE_LIMIT_NAME", "Check", "Probe", "diagnose"]
 
@@ -423,22 +424,13 @@ def _prefect(api_url: str | None, limit_name: str, conf: Settings) -> list[Check
         active, on = int(data.get("active_slots", 0)), bool(data.get("active", True))
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
         return [prefect, Check("budget", "fail", f"unreadable limit {limit_name}: {exc}")]
-    per_minute = decay * 60 + slots
+    per_minute = per_minute_of_limit(slots, decay)
     detail = (
-        f"{limit_name}: about {per_minute:g} requests a minute ({slots} slots, {active} in use, "
+        f"{limit_name}: {per_minute:g} requests a minute ({slots} slot, {active} in use, "
         f"{'active' if on else 'INACTIVE: runs are not throttled'})"
     )
-    if abs(per_minute - rpm) > 0.5:
-        return [
-            prefect,
-            Check(
-                "budget",
-                "ok",
-                f"{detail}; it wins over AVATARPIPE_REQUESTS_PER_MINUTE ({rpm:g})",
-                f"to change it: `prefect global-concurrency-limit delete {limit_name}` (the next "
-                "run creates it again from the setting)",
-            ),
-        ]
+    if not RequestPace(rpm).matches(slots, decay):
+        detail += f"; the next run sets it to AVATARPIPE_REQUESTS_PER_MINUTE ({rpm:g})"
     return [prefect, Check("budget", "ok", detail)]
 
 
