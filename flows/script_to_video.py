@@ -28,6 +28,7 @@ from avatarpipe.scripts.jobs import (
     RenderedScene,
     custom_avatar_scripts,
     custom_voices,
+    run_label,
     scene_inputs,
     synthesis_requests,
 )
@@ -212,7 +213,7 @@ def script_to_video(
     timings["preflight"] = time.monotonic() - t0
     t0 = time.monotonic()
     per_script = {s.slug: render_ssml(s) for s in scripts}
-    label = scripts[0].slug if len(scripts) == 1 else f"{scripts[0].slug}-bulk"
+    label = run_label(scripts)
     outcome = _synthesize_all(scripts, per_script, target, opts, label)
     timings["synthesize"] = time.monotonic() - t0
     t0 = time.monotonic()
