@@ -18,6 +18,7 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
 from avatarpipe import progress
+from avatarpipe.batch.estimate import check_cost_limit, estimate_from_settings
 from avatarpipe.batch.run import SynthesisOutcome
 from avatarpipe.media.postprocess import OutputResult, PostJob, concat_copy, process_outputs
 from avatarpipe.publish.blob import ensure_container
@@ -34,7 +35,7 @@ from avatarpipe.scripts.jobs import (
 )
 from avatarpipe.scripts.loader import load_bulk, load_script
 from avatarpipe.scripts.model import Script
-from flows.connections import SpeechTarget, blob_store
+from flows.connections import SpeechTarget, blob_store, settings
 from flows.preflight import TeardownPolicy, ensure_avatar_deployment, ensure_custom_voice, teardown
 from flows.report import report_run
 from flows.synthesize import synthesize
@@ -195,7 +196,8 @@ def script_to_video(
         One published folder per script (per row).
 
     Raises:
-        ConfigError: The output root is not a writable folder (nothing is submitted).
+        ConfigError: The output root is not a writable folder, or the run's estimated cost is
+            above ``AVATARPIPE_MAX_COST_PER_RUN`` (nothing is submitted).
         ScriptError: The script or CSV is invalid (nothing is submitted).
         DeploymentError: The custom avatar is not usable.
         CustomVoiceError: The custom voice is not usable in this resource.
@@ -207,6 +209,10 @@ def script_to_video(
     logger = get_run_logger()
     started = time.monotonic()
     scripts = load_scripts(script_path, csv_path)
+    # Every path (CLI, deployment) passes the cost limit before anything is paid for.
+    conf = settings().model_copy(update={"output_dir": Path(opts.out_dir)})
+    estimate = estimate_from_settings(scripts, conf, pack=opts.pack, delete_jobs=opts.delete_jobs)
+    check_cost_limit(estimate, conf.max_cost_per_run)
     timings = {"validate": time.monotonic() - started}
     t0 = time.monotonic()
     voices = _preflight(scripts, target)
@@ -243,6 +249,7 @@ def script_to_video(
             backend=target.backend,
             endpoint=target.endpoint,
             timings=timings,
+            estimate=estimate.billing_for(f"{script.slug}/"),
         )
         published.append(item)
         progress.report("published", script.slug, item.folder)

@@ -24,6 +24,7 @@ import re
 import xml.etree.ElementTree as ET  # noqa: S405 - our own rendered SSML, parsed before sending
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from avatarpipe.batch.plan import PlannedJob, VideoInput
@@ -46,7 +47,9 @@ __all__ = [
     "check_cost_limit",
     "estimate_run",
     "plan_run",
+    "estimate_from_settings",
     "spoken_estimate",
+    "stored_job_ids",
 ]
 
 SYLLABLES_PER_WORD = 1.4
@@ -338,29 +341,37 @@ class RunEstimate:
             4,
         )
 
-    def for_keys(self, prefix: str) -> tuple[float, float]:
-        """Estimated ``(video seconds, cost)`` of the videos whose key starts with ``prefix``.
+    def billing_for(self, prefix: str) -> dict[str, float]:
+        """The estimate of the videos whose key starts with ``prefix`` (a script's ``slug/``).
 
-        A packed job's cost is shared out by its videos' seconds.
+        Stored jobs count too (what their videos were billed is in the manifest as well), and a
+        packed job is shared out by its videos' seconds.
+
+        Returns:
+            ``estimated_seconds`` (billed), ``estimated_cost_usd`` and ``usd_per_minute``.
         """
         seconds = cost = 0.0
+        rate = 0.0
         for job in self.jobs:
             mine = [k for k in job.keys if k.startswith(prefix)]
             if not mine:
                 continue
-            share = sum(self.inputs[k] for k in mine)
             total = sum(self.inputs[k] for k in job.keys) or 1.0
+            share = job.billed_s * sum(self.inputs[k] for k in mine) / total
+            rate = self.prices.per_minute(job.customized)
             seconds += share
-            cost += job.cost_usd * share / total
-        return round(seconds, 2), round(cost, 4)
+            cost += share / 60 * rate
+        return {
+            "estimated_seconds": round(seconds, 2),
+            "estimated_cost_usd": round(cost, 4),
+            "usd_per_minute": rate,
+        }
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe form (``avatarpipe estimate --json``, the manifest)."""
         return {
             "label": self.label,
-            "jobs": [
-                {**asdict(j), "keys": list(j.keys), "inputs": len(j.keys)} for j in self.jobs
-            ],
+            "jobs": [{**asdict(j), "keys": list(j.keys), "inputs": len(j.keys)} for j in self.jobs],
             "to_submit": len(self.to_submit),
             "stored": len(self.jobs) - len(self.to_submit),
             "video_s": self.video_s,
@@ -454,7 +465,9 @@ def estimate_run(
                 customized=customized,
                 custom_voice=bool(job.options.custom_voices),
                 stored=is_stored,
-                cost_usd=0.0 if is_stored else round(billed_s / 60 * prices.per_minute(customized), 4),
+                cost_usd=0.0
+                if is_stored
+                else round(billed_s / 60 * prices.per_minute(customized), 4),
             )
         )
     requests = _requests(sum(1 for j in jobs if not j.stored), delete_jobs)
@@ -492,4 +505,50 @@ def check_cost_limit(estimate: RunEstimate, limit: float | None) -> None:
         f"({len(estimate.to_submit)} job(s), {estimate.billed_s:.0f} billed s), above the "
         f"limit of ${limit:.2f}; nothing was submitted. See `avatarpipe estimate`, then raise "
         "the limit or split the run"
+    )
+
+
+def stored_job_ids(conf: Settings) -> set[str]:
+    """The ids of the jobs whose videos are verified locally (in the result store).
+
+    Args:
+        conf: The settings (``output_dir``: where the store lives).
+
+    Returns:
+        The job ids.
+    """
+    cache = Path(conf.output_dir) / ".cache" / "jobs"
+    if not cache.is_dir():
+        return set()
+    return {
+        folder.name
+        for folder in cache.iterdir()
+        if folder.is_dir() and any(folder.glob("*.verified.json"))
+    }
+
+
+def estimate_from_settings(
+    scripts: Sequence[Script], conf: Settings, *, pack: bool = True, delete_jobs: bool = False
+) -> RunEstimate:
+    """Estimate a run as it would go with these settings: packing, result store, prices.
+
+    Args:
+        scripts: Validated scripts.
+        conf: The settings.
+        pack: The run may pack scenes (it does when a blob container is configured).
+        delete_jobs: The run deletes its jobs after download.
+
+    Returns:
+        The estimate.
+
+    Raises:
+        ConfigError: A blob setting is malformed.
+        ScriptError: A scene's SSML does not render.
+        RequestValidationError: An input is over the service's limits.
+    """
+    from avatarpipe.storage.blob import store_from_settings
+
+    packed = pack and store_from_settings(conf) is not None
+    return estimate_run(
+        scripts, conf, pack=packed, stored=stored_job_ids(conf), delete_jobs=delete_jobs
     )

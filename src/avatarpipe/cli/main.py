@@ -22,6 +22,9 @@ import typer
 from rich.markup import escape
 
 from avatarpipe.cli.display import Display, console, quiet_prefect_console, stdout
+from avatarpipe.cli.estimate import estimate as estimate_command
+from avatarpipe.cli.jobs import app as jobs_app
+from avatarpipe.cli.status import status as status_command
 from avatarpipe.cli.interrupts import remove_staging, stop_on_signals
 from avatarpipe.cli.prefect_server import prefect_api
 from avatarpipe.cli.serve import serve
@@ -61,6 +64,12 @@ def _load(script: Path, csv: Path | None) -> list[Script]:
     if csv is not None:
         return load_bulk(csv, script)
     return [load_script(script)]
+
+
+fail = _fail
+"""Print an error as one line; the ``typer.Exit`` to raise (for the sub-command modules)."""
+load_scripts = _load
+"""Load a script, or a CSV's rows filling a template script (for the sub-command modules)."""
 
 
 @app.command()
@@ -141,7 +150,7 @@ def _endpoint(conf: Settings, scripts: list[Script]) -> Iterator[str]:
         yield url
 
 
-def _run_settings(backend: str | None, out: Path | None, teardown: str) -> Settings:
+def _run_settings(backend: str | None, out: Path | None, teardown: str = "keep") -> Settings:
     """The settings of a run, with the command line's choices applied and checked.
 
     Raises:
@@ -162,6 +171,10 @@ def _run_settings(backend: str | None, out: Path | None, teardown: str) -> Setti
     return conf
 
 
+run_settings = _run_settings
+"""The settings with ``--backend`` and ``--out`` applied (for the sub-command modules)."""
+
+
 def _check_azure(conf: Settings) -> None:
     """Fail early when the Azure backend lacks its endpoint or credentials.
 
@@ -176,6 +189,10 @@ def _check_azure(conf: Settings) -> None:
             "microsoft.com (or run with --backend emulator)"
         )
     check_auth(conf)
+
+
+check_azure = _check_azure
+"""Fail early when Azure lacks its endpoint or credentials (for the sub-command modules)."""
 
 
 @app.command()
@@ -202,15 +219,32 @@ def run(
     delete_jobs: Annotated[
         bool, typer.Option(help="Delete finished jobs on the service after download.")
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print what would be submitted and its cost (see `estimate`); submit nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Render a script into finished video(s) under outputs/<slug>/<run-id>/.
 
     Without an endpoint, the embedded emulator renders the videos locally (no Azure account).
     Reruns re-attach to the service's jobs: the same work is never paid for twice.
+    AVATARPIPE_MAX_COST_PER_RUN refuses a run estimated above it (exit 2) before any job.
     """
+    from avatarpipe.batch.estimate import check_cost_limit
+    from avatarpipe.cli.estimate import print_billed, print_estimate, run_estimate
+
     try:
         conf = _run_settings(backend, out, teardown)
         scripts = _load(script, csv)
+        estimate = run_estimate(scripts, conf, delete_jobs=delete_jobs)
+        if dry_run:
+            print_estimate(estimate, conf.resolved_backend)
+            console.print("dry run: nothing was submitted")
+            return
+        check_cost_limit(estimate, conf.max_cost_per_run)
         check_output_root(conf.output_dir)  # after the scripts: an invalid one writes nothing
         _check_azure(conf)
     except AvatarpipeError as exc:
@@ -259,6 +293,7 @@ def run(
         for video in item.videos:
             stdout.print(f"video: {video}", soft_wrap=True)
         stdout.print(f"manifest: {item.manifest}", soft_wrap=True)
+    print_billed([Path(item.manifest) for item in published])
     console.print(
         "Watch runs in the Prefect UI: `uv run prefect server start`, then open "
         "http://127.0.0.1:4200 (runs made here are stored in the same Prefect database)."
@@ -275,6 +310,11 @@ def _mount_emulator() -> None:
 
 _mount_emulator()
 app.command(name="serve")(serve)
+app.command(name="estimate")(estimate_command)
+app.command(name="status")(status_command)
+app.add_typer(
+    jobs_app, name="jobs", help="List, show, cancel, delete and prune the service's batch jobs."
+)
 
 
 def main() -> None:
