@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from avatarpipe.settings import Settings
     from avatarpipe.speech.batch_avatar import BatchAvatarClient
 
-__all__ = ["app", "ops_settings", "print_jobs", "service"]
+__all__ = ["app", "fail_service", "ops_settings", "print_jobs", "service"]
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -123,10 +123,25 @@ def _print_actions(actions: list[JobAction], as_json: bool) -> None:
     stdout.print(f"{deleted} deleted, {len(actions) - deleted} kept", markup=False, soft_wrap=True)
 
 
-def _fail(exc: AvatarpipeError) -> typer.Exit:
+def fail_service(exc: AvatarpipeError) -> typer.Exit:
+    """Print an error as one line (naming the endpoint when it could not be reached)."""
     from avatarpipe.cli.main import fail
+    from avatarpipe.errors import ServiceRequestError
+    from avatarpipe.settings import load_settings
 
+    if isinstance(exc, ServiceRequestError):
+        try:
+            endpoint = load_settings().speech_endpoint
+        except ConfigError:
+            endpoint = None
+        exc = ServiceRequestError(
+            f"the Speech endpoint {endpoint} could not be reached ({exc.message}); check "
+            "AVATARPIPE_SPEECH_ENDPOINT and that the service (or emulator) is up"
+        )
     return fail(exc)
+
+
+_fail = fail_service
 
 
 @app.command(name="list")

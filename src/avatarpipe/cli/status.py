@@ -30,8 +30,8 @@ def status(
     service (AVATARPIPE_SPEECH_ENDPOINT; without it, the runs only) and the result store.
     """
     from avatarpipe.batch.estimate import Prices, stored_job_ids
-    from avatarpipe.cli.jobs import ops_settings, print_jobs, service
-    from avatarpipe.cli.main import fail, run_settings
+    from avatarpipe.cli.jobs import fail_service, ops_settings, print_jobs, service
+    from avatarpipe.cli.main import run_settings
     from avatarpipe.resource.jobs import list_jobs
     from avatarpipe.resource.status import recent_runs, status_report
 
@@ -45,7 +45,7 @@ def status(
             with service(conf) as api:
                 rows = list_jobs(api, prices=Prices.from_settings(conf), stored=stored)
     except AvatarpipeError as exc:
-        raise fail(exc) from None
+        raise fail_service(exc) from None
     report = status_report(runs, rows, stored=len(stored), endpoint=conf.speech_endpoint)
     if as_json:
         stdout.print_json(json.dumps(report.to_json()))
