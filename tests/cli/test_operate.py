@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from avatarpipe.cli import app
 from avatarpipe.cli.seed import emulator_seed
-from avatarpipe.scripts.loader import load_bulk, load_script
+from avatarpipe.scripts.loader import load_script
 from avatarpipe.speech.emulator_admin import EmulatorAdminClient
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,7 +91,9 @@ class Service:
         scripts = [load_script(EX / "product-update.yaml")]
         self.admin.seed(emulator_seed(scripts))
 
-    def cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run `avatarpipe ARGS` as a real process."""
         return subprocess.run(  # noqa: S603 - fixed argv
             [AVATARPIPE, *args],
@@ -157,7 +159,10 @@ def test_estimate_dry_run_and_cost_limit_submit_nothing(service: Service) -> Non
     # The budget is read through the settings: 2 a minute makes the same requests 30x slower.
     slow = json.loads(
         service.cli(
-            "estimate", *EXAMPLES["product-update"], "--json", env={"AVATARPIPE_REQUESTS_PER_MINUTE": "2"}
+            "estimate",
+            *EXAMPLES["product-update"],
+            "--json",
+            env={"AVATARPIPE_REQUESTS_PER_MINUTE": "2"},
         ).stdout
     )
     assert slow["budget_wall_s"] == pytest.approx(data["budget_wall_s"] * 30, rel=0.01)
@@ -188,9 +193,15 @@ def test_estimates_are_within_20_percent_of_what_the_emulator_bills(service: Ser
         billed = sum(jobs[j["job_id"]]["billed_s"] for j in est["jobs"])
         figures[name] = (est["billed_s"], billed)
         assert abs(est["billed_s"] - billed) <= 0.2 * billed, (name, est["billed_s"], billed)
-        manifests = [Path(line.split(": ", 1)[1]) for line in done.stdout.splitlines() if line.startswith("manifest: ")]
+        manifests = [
+            Path(line.split(": ", 1)[1])
+            for line in done.stdout.splitlines()
+            if line.startswith("manifest: ")
+        ]
         billing = json.loads(manifests[0].read_text())["billing"]
-        assert {"avatar_seconds", "cost_usd", "estimated_seconds", "estimated_cost_usd"} <= set(billing)
+        assert {"avatar_seconds", "cost_usd", "estimated_seconds", "estimated_cost_usd"} <= set(
+            billing
+        )
     print(figures)
     # Rerun: every job is in the result store now, the estimate prices nothing.
     again = json.loads(service.cli("estimate", *EXAMPLES["product-update"], "--json").stdout)
@@ -267,14 +278,24 @@ def test_jobs_cancel_delete_and_prune_keep_what_is_not_stored(service: Service) 
     [
         (["jobs", "show", "ap-no-such-job"], {}, 1, ["404"]),
         (["jobs", "cancel", "ap-no-such-job"], {}, 1, ["404"]),
-        (["jobs", "list"], {"AVATARPIPE_SPEECH_KEY": "a-wrong-key"}, 1, ["401", "AVATARPIPE_SPEECH_KEY"]),
+        (
+            ["jobs", "list"],
+            {"AVATARPIPE_SPEECH_KEY": "a-wrong-key"},
+            1,
+            ["401", "AVATARPIPE_SPEECH_KEY"],
+        ),
         (["status"], {"AVATARPIPE_SPEECH_KEY": "a-wrong-key"}, 1, ["401"]),
         (["jobs", "prune", "--older-than", "soon"], {}, 2, ["--older-than"]),
         (["estimate", str(EX / "missing.yaml")], {}, 2, ["missing.yaml"]),
     ],
 )
 def test_errors_are_one_line_and_non_zero(
-    live: Service, monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str], code: int, words: list[str]
+    live: Service,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    env: dict[str, str],
+    code: int,
+    words: list[str],
 ) -> None:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -291,3 +312,22 @@ def test_an_unreachable_endpoint_is_one_line(service: Service) -> None:
         done = service.cli(*args, env={"AVATARPIPE_SPEECH_ENDPOINT": down})
         assert done.returncode == 1, done.stdout + done.stderr
         assert down.split("//")[1] in _one_error_line(done.stdout + done.stderr)
+
+
+def test_a_deployment_run_is_refused_above_the_cost_limit_too(
+    live: Service, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The flow itself checks the limit (deployments do not pass through the CLI)."""
+    from avatarpipe.errors import ConfigError
+    from flows.connections import SpeechTarget
+    from flows.script_to_video import RunOptions, script_to_video
+
+    monkeypatch.setenv("AVATARPIPE_MAX_COST_PER_RUN", "0.05")
+    created = live.admin.stats()["jobs_created"]
+    with pytest.raises(ConfigError, match="AVATARPIPE_MAX_COST_PER_RUN"):
+        script_to_video(
+            str(EX / "training-lesson.yaml"),
+            SpeechTarget(endpoint=live.url, backend="emulator"),
+            RunOptions(out_dir=str(tmp_path / "out")),
+        )
+    assert live.admin.stats()["jobs_created"] == created

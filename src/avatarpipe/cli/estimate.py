@@ -40,7 +40,8 @@ def print_estimate(est: RunEstimate, backend: str) -> None:
     p = est.prices
     stdout.print(
         f"estimate: {est.label} ({backend}; prices in USD: standard avatar "
-        f"${p.standard_avatar_per_minute:.2f}/min, custom avatar ${p.custom_avatar_per_minute:.2f}/min)",
+        f"${p.standard_avatar_per_minute:.2f}/min, "
+        f"custom avatar ${p.custom_avatar_per_minute:.2f}/min)",
         markup=False,
         soft_wrap=True,
     )

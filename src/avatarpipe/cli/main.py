@@ -23,11 +23,11 @@ from rich.markup import escape
 
 from avatarpipe.cli.display import Display, console, quiet_prefect_console, stdout
 from avatarpipe.cli.estimate import estimate as estimate_command
-from avatarpipe.cli.jobs import app as jobs_app
-from avatarpipe.cli.status import status as status_command
 from avatarpipe.cli.interrupts import remove_staging, stop_on_signals
+from avatarpipe.cli.jobs import app as jobs_app
 from avatarpipe.cli.prefect_server import prefect_api
 from avatarpipe.cli.serve import serve
+from avatarpipe.cli.status import status as status_command
 from avatarpipe.connect import check_auth
 from avatarpipe.errors import AvatarpipeError, ConfigError
 from avatarpipe.publish.folder import check_output_root

@@ -64,10 +64,10 @@ def status(
             markup=False,
             soft_wrap=True,
         )
-        for job in report.run_jobs(run):
-            billed = job.get("billed_s")
+        for row in report.run_jobs(run):
+            billed = row.get("billed_s")
             stdout.print(
-                f"    {job['job_id']}: {job['status']}"
+                f"    {row['job_id']}: {row['status']}"
                 + (f", billed {billed} s" if billed is not None else ""),
                 markup=False,
                 soft_wrap=True,
@@ -76,7 +76,8 @@ def status(
         summary = report.to_json()
         stdout.print(
             f"service: {len(rows)} job(s), {len(report.in_flight)} in flight, "
-            f"{len(report.failed)} failed; {summary['billed_s']} s billed (${summary['cost_usd']:.2f}); "
+            f"{len(report.failed)} failed; {summary['billed_s']} s billed "
+            f"(${summary['cost_usd']:.2f}); "
             f"{len(stored)} stored locally",
             markup=False,
             soft_wrap=True,
@@ -86,7 +87,9 @@ def status(
             print_jobs(report.in_flight)
         if report.failed:
             stdout.print("failed:", markup=False, soft_wrap=True)
-            for job in report.failed:
+            for failed in report.failed:
                 stdout.print(
-                    f"  {job.job_id}: {job.error or 'no error given'}", markup=False, soft_wrap=True
+                    f"  {failed.job_id}: {failed.error or 'no error given'}",
+                    markup=False,
+                    soft_wrap=True,
                 )

@@ -102,7 +102,7 @@ def build_manifest(
                 },
             }
         )
-    billed = sum(r["billing_seconds"] or 0 for r in scene_rows)
+    billed = sum(j.billing_seconds or 0 for j in (jobs.get(s.video.key) for s in scenes) if j)
     billing: dict[str, Any] = {"avatar_seconds": billed}
     if estimate is not None:
         billing["cost_usd"] = round(billed / 60 * estimate["usd_per_minute"], 4)
