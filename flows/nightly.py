@@ -3,7 +3,10 @@
 The source is a folder of script files or ``blob:<prefix>`` in the configured container; the
 index of what was rendered (:mod:`avatarpipe.publish.nightly_index`) decides which scripts are
 new or changed. Only those go through ``script-to-video``, one after the other (all runs share
-the Speech rate budget anyway). A failed script keeps its old hash, so the next night retries it.
+the Speech rate budget anyway). A failed script keeps its old hash, so the next night retries it:
+its scenes already verified are reused from the result store, and the jobs that failed are
+resubmitted under their next attempt ids (a permanent failure is reported again, for no request,
+until the deployment runs with ``retry_failed``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from prefect.events import emit_event
 
 from avatarpipe.errors import AvatarpipeError
 from avatarpipe.publish import nightly_index
+from avatarpipe.publish.folder import check_output_root
 from avatarpipe.publish.nightly_index import NightlyResult, script_digest, source_key
 from avatarpipe.publish.release import PublishedVideo
 from avatarpipe.publish.summary import nightly_markdown
@@ -79,7 +83,8 @@ def nightly(
         What was rendered, skipped and failed.
 
     Raises:
-        ConfigError: No endpoint, a missing folder, or ``blob:`` without a blob setting.
+        ConfigError: No endpoint, a missing folder, an output root that is not a writable
+            folder, or ``blob:`` without a blob setting.
         StorageError: The index could not be read or written.
         OutcomeError: At least one script failed (raised after all others ran; the failed
             scripts keep their old hash and are retried next time).
@@ -87,6 +92,7 @@ def nightly(
     logger = get_run_logger()
     chosen = target or target_from_settings()
     opts = options or RunOptions(out_dir=str(settings().output_dir))
+    check_output_root(Path(opts.out_dir))  # each script's run checks the rest before paying
     paths, folder = collect_scripts(source, opts.out_dir)
     store = nightly_index.source_store(source, settings())
     index = nightly_index.index_for(source, opts.out_dir, store).load()

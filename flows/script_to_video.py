@@ -1,7 +1,8 @@
 """The main flow: a script (or a CSV of rows filling a template script) in, finished videos out.
 
-validate -> ensure avatar and voice -> SSML per scene -> synthesize (all scenes of all rows in
-one idempotent batch) -> post-process (one ffmpeg pass per output, outputs in parallel) ->
+validate -> SSML per scene -> checks before paying (output folder and room, blob container) ->
+ensure avatar and voice -> synthesize (all scenes of all rows in one idempotent batch, asking
+the result store first) -> post-process (one ffmpeg pass per output, outputs in parallel) ->
 publish to ``outputs/<slug>/<run-id>/`` with ``manifest.json`` (and to Blob Storage when
 configured) -> report -> optional teardown.
 """
@@ -18,6 +19,7 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
 from avatarpipe import progress
+from avatarpipe.batch.checks import check_before_paying
 from avatarpipe.batch.estimate import check_cost_limit, estimate_from_settings
 from avatarpipe.batch.run import SynthesisOutcome
 from avatarpipe.media.postprocess import OutputResult, PostJob, concat_copy, process_outputs
@@ -55,6 +57,8 @@ class RunOptions(BaseModel):
         delete_jobs: Delete finished jobs on the service after a verified download.
         pack: Pack scenes into multi-input jobs when a blob container is configured.
         run_id: Use this run id instead of a new one.
+        retry_failed: Resubmit scenes whose last job failed for a permanent reason (after the
+            cause, outside the script, was fixed); transient failures are always retried.
     """
 
     out_dir: str = "outputs"
@@ -65,6 +69,7 @@ class RunOptions(BaseModel):
     delete_jobs: bool = False
     pack: bool = True
     run_id: str | None = None
+    retry_failed: bool = False
 
 
 def _run_name() -> str:
@@ -79,6 +84,12 @@ def load_scripts(script_path: str, csv_path: str | None) -> list[Script]:
     if csv_path:
         return load_bulk(csv_path, script_path)
     return [load_script(script_path)]
+
+
+@task(name="check-before-paying", cache_policy=NO_CACHE)
+def check_before_paying_task(out_dir: str, scripts: list[Script], postprocess: bool) -> None:
+    """Output folder writable with room, blob container reachable: before anything is paid."""
+    check_before_paying(Path(out_dir), scripts, blob_store(), postprocess=postprocess)
 
 
 @task(name="render-ssml", task_run_name="ssml-{script.slug}", cache_policy=NO_CACHE)
@@ -155,6 +166,7 @@ def _synthesize_all(
         poll_interval_s=opts.poll_interval_s,
         timeout_s=opts.timeout_s,
         delete_after_download=opts.delete_jobs,
+        retry_failed=opts.retry_failed,
     )
     return SynthesisOutcome.merge([synthesize(request, target) for request in requests])
 
@@ -196,8 +208,9 @@ def script_to_video(
         One published folder per script (per row).
 
     Raises:
-        ConfigError: The output root is not a writable folder, or the run's estimated cost is
-            above ``AVATARPIPE_MAX_COST_PER_RUN`` (nothing is submitted).
+        ConfigError: The output root is not a writable folder or lacks room, the blob
+            container cannot be reached, or the run's estimated cost is above
+            ``AVATARPIPE_MAX_COST_PER_RUN`` (nothing is submitted).
         ScriptError: The script or CSV is invalid (nothing is submitted).
         DeploymentError: The custom avatar is not usable.
         CustomVoiceError: The custom voice is not usable in this resource.
@@ -209,16 +222,19 @@ def script_to_video(
     logger = get_run_logger()
     started = time.monotonic()
     scripts = load_scripts(script_path, csv_path)
+    per_script = {s.slug: render_ssml(s) for s in scripts}
+    check_before_paying_task(opts.out_dir, scripts, opts.postprocess)
     # Every path (CLI, deployment) passes the cost limit before anything is paid for.
     conf = settings().model_copy(update={"output_dir": Path(opts.out_dir)})
-    estimate = estimate_from_settings(scripts, conf, pack=opts.pack, delete_jobs=opts.delete_jobs)
+    estimate = estimate_from_settings(
+        scripts, conf, pack=opts.pack, delete_jobs=opts.delete_jobs, retry_failed=opts.retry_failed
+    )
     check_cost_limit(estimate, conf.max_cost_per_run)
     timings = {"validate": time.monotonic() - started}
     t0 = time.monotonic()
     voices = _preflight(scripts, target)
     timings["preflight"] = time.monotonic() - t0
     t0 = time.monotonic()
-    per_script = {s.slug: render_ssml(s) for s in scripts}
     label = run_label(scripts)
     outcome = _synthesize_all(scripts, per_script, target, opts, label)
     timings["synthesize"] = time.monotonic() - t0

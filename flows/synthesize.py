@@ -1,13 +1,15 @@
 """The ``synthesize`` flow: prepared inputs in, verified videos out, nothing paid for twice.
 
-The run itself is :func:`avatarpipe.batch.run.run_synthesis` (plan -> submit -> wait -> fetch,
-with the resubmit policy); this flow gives it Prefect tasks for submitting, downloading (several
-at once, retried) and deleting, and turns its progress into events and artifacts.
+The run itself is :func:`avatarpipe.batch.run.run_synthesis` (plan -> result store -> submit ->
+wait -> fetch, with the resubmit policy); this flow gives it the result store (local, or shared
+through the blob container when one is configured), Prefect tasks for submitting, downloading
+(several at once, retried) and deleting, and turns its progress into events and artifacts.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from uuid import UUID
 
 from prefect import flow, get_run_logger, task
@@ -22,6 +24,7 @@ from prefect.events import emit_event
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from avatarpipe.batch.checks import check_store
 from avatarpipe.batch.fetch import FetchedVideo
 from avatarpipe.batch.plan import PlannedJob
 from avatarpipe.batch.run import (
@@ -33,12 +36,13 @@ from avatarpipe.batch.run import (
     run_synthesis,
     submit_planned,
 )
+from avatarpipe.batch.store import ResultStore, open_result_store
 from avatarpipe.batch.submit import JobLookup
 from avatarpipe.errors import DownloadError, PermanentServiceError
 from avatarpipe.speech.batch_avatar import BatchAvatarClient
 from avatarpipe.speech.models import BatchSynthesis
 from avatarpipe.storage.blob import BlobStore
-from flows.connections import SpeechTarget, blob_store, ensure_rate_limit, open_clients
+from flows.connections import SpeechTarget, blob_store, ensure_rate_limit, open_clients, settings
 
 __all__ = ["synthesize"]
 
@@ -75,9 +79,10 @@ def download_task(
     planned: PlannedJob,
     cache_dir: str,
     store: BlobStore | None,
+    results: ResultStore,
 ) -> list[FetchedVideo]:
-    """Fetch and verify one finished job's videos (skipping verified ones)."""
-    videos = fetch_videos(client, job, planned, cache_dir, store)
+    """Fetch and verify one finished job's videos (skipping verified ones), then store them."""
+    videos = fetch_videos(client, job, planned, cache_dir, store, results)
     for video in videos:
         emit_event(
             "avatarpipe.video.ready",
@@ -102,9 +107,11 @@ class _Steps:
         lookup: JobLookup,
         request: SynthesisRequest,
         store: BlobStore | None,
+        results: ResultStore,
     ) -> None:
         self.logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = get_run_logger()
         self.client, self.lookup, self.request, self.store = client, lookup, request, store
+        self.results = results
         tracker = create_progress_artifact(
             progress=0.0, description=f"{request.label}: videos ready"
         )
@@ -116,7 +123,9 @@ class _Steps:
         return submit_task(self.client, self.lookup, jobs, label, destination)
 
     def download(self, view: BatchSynthesis, job: PlannedJob) -> PrefectFuture[list[FetchedVideo]]:
-        return download_task.submit(self.client, view, job, self.request.cache_dir, self.store)
+        return download_task.submit(
+            self.client, view, job, self.request.cache_dir, self.store, self.results
+        )
 
     def delete(self, job_id: str) -> None:
         delete_task(self.client, job_id)
@@ -149,16 +158,21 @@ def synthesize(request: SynthesisRequest, target: SpeechTarget) -> SynthesisOutc
         The verified videos and a record of every job.
 
     Raises:
+        ConfigError: The cache folder is not writable or the blob container is unreachable
+            (nothing is submitted).
         SynthesisFailedError: Some jobs failed for a reason a resubmission cannot fix (raised
             after every other job finished and was downloaded).
         WaitTimeoutError: Jobs did not finish before ``request.timeout_s``; rerun to re-attach.
     """
+    shared = blob_store()
+    check_store(Path(request.cache_dir), shared)  # before anything is paid for
     ensure_rate_limit(target.rate_limit_name, target.requests_per_minute)
-    store = blob_store() if request.pack else None
+    results = open_result_store(settings(), shared, root=Path(request.cache_dir))
+    store = shared if request.pack else None
     with open_clients(target) as clients:
         lookup = JobLookup(clients.batch)
-        steps = _Steps(clients.batch, lookup, request, store)
-        run = run_synthesis(request, lookup, steps, store=store)
+        steps = _Steps(clients.batch, lookup, request, store, results)
+        run = run_synthesis(request, lookup, steps, store=store, results=results)
         service_requests = clients.pipeline.request_count
     outcome = run.outcome(service_requests)
     rows = [r.model_dump() for r in outcome.jobs]

@@ -10,8 +10,10 @@
   emulator's speech engine; ``docs/operating.md`` records the measurement.
 * **Billed seconds**: the service bills whole seconds per job, rounded down, so each job's
   estimate is its video seconds less half a second (the expected loss to rounding).
-* **Cost**: billed minutes at the price per avatar minute (standard or custom avatar). Jobs whose
-  videos are already in the result store cost nothing: a run re-attaches to them.
+* **Cost**: billed minutes at the price per avatar minute (standard or custom avatar). The result
+  store is asked as the run asks it: a work whose videos are stored costs nothing, one whose
+  last attempt failed goes on from the next attempt id (a permanent failure only with
+  ``--retry-failed``).
 * **Requests** the run needs at least (a lookup, one create per new job, a polling round, the
   deletes with ``--delete-jobs``) and the wall time the request budget alone implies.
 
@@ -22,13 +24,13 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET  # noqa: S405 - our own rendered SSML, parsed before sending
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from avatarpipe.batch.plan import PlannedJob, VideoInput
 from avatarpipe.batch.run import plan_request
+from avatarpipe.batch.store import ResultStore, open_result_store
 from avatarpipe.errors import ConfigError
 from avatarpipe.scripts.jobs import run_label, scene_inputs, synthesis_requests
 from avatarpipe.scripts.model import Script
@@ -271,8 +273,11 @@ class JobEstimate:
         billed_s: Estimated billed seconds (whole seconds per job, rounded down).
         customized: A custom avatar (priced as such).
         custom_voice: Whether it speaks with a custom neural voice.
-        stored: Its videos are already in the result store: the run re-attaches, nothing is paid.
-        cost_usd: Estimated cost (0 when stored).
+        stored: Its videos are already in the result store: the run reuses them, nothing is paid.
+        cost_usd: Estimated cost (0 when stored, or when it failed earlier and is not retried).
+        note: What the result store said (``new``, ``stored``, ``refetch``: stored once but the
+            videos are gone, ``retry``: an earlier attempt failed, ``failed``: failed earlier
+            for a permanent reason, not resubmitted without ``--retry-failed``).
     """
 
     job_id: str
@@ -284,6 +289,12 @@ class JobEstimate:
     custom_voice: bool
     stored: bool
     cost_usd: float
+    note: str = "new"
+
+    @property
+    def submitted(self) -> bool:
+        """Whether the run submits (and pays for) this job."""
+        return self.note in ("new", "refetch", "retry")
 
 
 @dataclass(frozen=True)
@@ -312,8 +323,8 @@ class RunEstimate:
 
     @property
     def to_submit(self) -> list[JobEstimate]:
-        """The jobs the run pays for (not in the result store)."""
-        return [j for j in self.jobs if not j.stored]
+        """The jobs the run submits and pays for (not in the result store)."""
+        return [j for j in self.jobs if j.submitted]
 
     @property
     def video_s(self) -> float:
@@ -373,7 +384,7 @@ class RunEstimate:
             "label": self.label,
             "jobs": [{**asdict(j), "keys": list(j.keys), "inputs": len(j.keys)} for j in self.jobs],
             "to_submit": len(self.to_submit),
-            "stored": len(self.jobs) - len(self.to_submit),
+            "stored": sum(j.stored for j in self.jobs),
             "video_s": self.video_s,
             "billed_s": self.billed_s,
             "cost_usd": self.cost_usd,
@@ -420,13 +431,30 @@ def _requests(submit: int, delete_jobs: bool) -> dict[str, int]:
     }
 
 
+def _resolve(
+    job: PlannedJob, results: ResultStore | None, retry_failed: bool
+) -> tuple[PlannedJob, str]:
+    """The job a run submits for a planned work, and why (as :class:`SynthesisRun` decides)."""
+    record = results.work(job.work_hash) if results is not None else None
+    if record is None:
+        return job, "new"
+    if record.status == "Succeeded":
+        at = job.at_attempt(record.attempt)
+        stored = results.get(record.job_id) if results is not None else None
+        return at, "stored" if stored is not None else "refetch"
+    if record.transient or retry_failed:
+        return job.at_attempt(record.attempt + 1), "retry"
+    return job.at_attempt(record.attempt), "failed"
+
+
 def estimate_run(
     scripts: Sequence[Script],
     conf: Settings,
     *,
     pack: bool,
-    stored: Collection[str] = (),
+    results: ResultStore | None = None,
     delete_jobs: bool = False,
+    retry_failed: bool = False,
 ) -> RunEstimate:
     """Estimate what a run over ``scripts`` would submit and cost (no service call).
 
@@ -434,8 +462,10 @@ def estimate_run(
         scripts: Validated scripts.
         conf: The settings: price table, speaking rate, request budget.
         pack: Pack scenes into multi-input jobs (a blob container is configured).
-        stored: Job ids whose videos are in the result store (they cost nothing).
+        results: The result store: works stored there cost nothing, failed ones go on from
+            the next attempt id (as the run decides).
         delete_jobs: The run deletes its jobs after download (more requests).
+        retry_failed: The run resubmits works that failed for a permanent reason.
 
     Returns:
         The estimate.
@@ -443,18 +473,20 @@ def estimate_run(
     Raises:
         ScriptError: A scene's SSML does not render.
         RequestValidationError: An input is over the service's limits.
+        StorageError: The result store could not be read.
     """
     prices = Prices.from_settings(conf)
     planned = plan_run(scripts, pack=pack)
     inputs: dict[str, float] = {}
     jobs: list[JobEstimate] = []
-    for job, customized in planned:
+    for first, customized in planned:
+        job, note = _resolve(first, results, retry_failed)
         spoken = [_spoken(item, conf.speaking_rate_wpm) for item in job.inputs]
         for item, est in zip(job.inputs, spoken, strict=True):
             inputs[item.key] = est.seconds
         video_s = round(sum(s.seconds for s in spoken), 2)
         billed_s = round(max(0.0, video_s - BILLING_ROUNDING_S), 2)
-        is_stored = job.job_id in stored
+        paid = note in ("new", "refetch", "retry")
         jobs.append(
             JobEstimate(
                 job_id=job.job_id,
@@ -464,13 +496,12 @@ def estimate_run(
                 billed_s=billed_s,
                 customized=customized,
                 custom_voice=bool(job.options.custom_voices),
-                stored=is_stored,
-                cost_usd=0.0
-                if is_stored
-                else round(billed_s / 60 * prices.per_minute(customized), 4),
+                stored=note == "stored",
+                cost_usd=round(billed_s / 60 * prices.per_minute(customized), 4) if paid else 0.0,
+                note=note,
             )
         )
-    requests = _requests(sum(1 for j in jobs if not j.stored), delete_jobs)
+    requests = _requests(sum(1 for j in jobs if j.submitted), delete_jobs)
     total = sum(requests.values())
     return RunEstimate(
         label=run_label(scripts),
@@ -512,23 +543,27 @@ def stored_job_ids(conf: Settings) -> set[str]:
     """The ids of the jobs whose videos are verified locally (in the result store).
 
     Args:
-        conf: The settings (``output_dir``: where the store lives).
+        conf: The settings (the output folder, and the blob container when one is set).
 
     Returns:
         The job ids.
+
+    Raises:
+        ConfigError: A blob setting is malformed.
+        StorageError: The store could not be listed.
     """
-    cache = Path(conf.output_dir) / ".cache" / "jobs"
-    if not cache.is_dir():
-        return set()
-    return {
-        folder.name
-        for folder in cache.iterdir()
-        if folder.is_dir() and any(folder.glob("*.verified.json"))
-    }
+    from avatarpipe.storage.blob import store_from_settings
+
+    return open_result_store(conf, store_from_settings(conf)).job_ids()
 
 
 def estimate_from_settings(
-    scripts: Sequence[Script], conf: Settings, *, pack: bool = True, delete_jobs: bool = False
+    scripts: Sequence[Script],
+    conf: Settings,
+    *,
+    pack: bool = True,
+    delete_jobs: bool = False,
+    retry_failed: bool = False,
 ) -> RunEstimate:
     """Estimate a run as it would go with these settings: packing, result store, prices.
 
@@ -537,6 +572,7 @@ def estimate_from_settings(
         conf: The settings.
         pack: The run may pack scenes (it does when a blob container is configured).
         delete_jobs: The run deletes its jobs after download.
+        retry_failed: The run resubmits works that failed for a permanent reason.
 
     Returns:
         The estimate.
@@ -545,10 +581,16 @@ def estimate_from_settings(
         ConfigError: A blob setting is malformed.
         ScriptError: A scene's SSML does not render.
         RequestValidationError: An input is over the service's limits.
+        StorageError: The result store could not be read.
     """
     from avatarpipe.storage.blob import store_from_settings
 
-    packed = pack and store_from_settings(conf) is not None
+    blob = store_from_settings(conf)
     return estimate_run(
-        scripts, conf, pack=packed, stored=stored_job_ids(conf), delete_jobs=delete_jobs
+        scripts,
+        conf,
+        pack=pack and blob is not None,
+        results=open_result_store(conf, blob),
+        delete_jobs=delete_jobs,
+        retry_failed=retry_failed,
     )

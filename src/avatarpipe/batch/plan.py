@@ -127,7 +127,10 @@ class PlannedJob:
 
     def retry(self) -> PlannedJob:
         """The same work under the next attempt's id (after a transient job failure)."""
-        attempt = self.attempt + 1
+        return self.at_attempt(self.attempt + 1)
+
+    def at_attempt(self, attempt: int) -> PlannedJob:
+        """The same work under the id of attempt ``attempt`` (0: the first submission)."""
         return PlannedJob(
             job_id=job_id_for(self.work_hash, self.options.label, attempt),
             inputs=self.inputs,

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 __all__ = ["estimate", "print_billed", "print_estimate", "run_estimate"]
 
 
-def run_estimate(scripts: list[Script], conf: Settings, *, delete_jobs: bool) -> RunEstimate:
+def run_estimate(
+    scripts: list[Script], conf: Settings, *, delete_jobs: bool, retry_failed: bool = False
+) -> RunEstimate:
     """The estimate of a run over ``scripts`` with these settings.
 
     Raises:
@@ -32,7 +34,7 @@ def run_estimate(scripts: list[Script], conf: Settings, *, delete_jobs: bool) ->
     """
     from avatarpipe.batch.estimate import estimate_from_settings
 
-    return estimate_from_settings(scripts, conf, delete_jobs=delete_jobs)
+    return estimate_from_settings(scripts, conf, delete_jobs=delete_jobs, retry_failed=retry_failed)
 
 
 def print_estimate(est: RunEstimate, backend: str) -> None:
@@ -51,14 +53,14 @@ def print_estimate(est: RunEstimate, backend: str) -> None:
         soft_wrap=True,
     )
     for job in est.jobs:
-        cost = "stored" if job.stored else f"${job.cost_usd:.2f}"
+        cost = f"${job.cost_usd:.2f}" if job.submitted else job.note
         stdout.print(
             f"{job.job_id:48} {len(job.keys):>6} {job.characters:>6} {job.video_s:>8.1f} "
             f"{job.billed_s:>8.1f} {cost:>8}",
             markup=False,
             soft_wrap=True,
         )
-    stored = len(est.jobs) - len(est.to_submit)
+    stored = sum(j.stored for j in est.jobs)
     stdout.print(
         f"total: {len(est.to_submit)} job(s) to submit, {stored} already in the result store "
         f"(cost nothing); {est.video_s:.1f} s of video, {est.billed_s:.0f} billed s, "

@@ -219,6 +219,14 @@ def run(
     delete_jobs: Annotated[
         bool, typer.Option(help="Delete finished jobs on the service after download.")
     ] = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            help="Resubmit scenes whose last job the service failed as invalid input, once the "
+            "cause outside the script (voice, avatar, resource) is fixed. Transient failures "
+            "are always resubmitted."
+        ),
+    ] = False,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -230,7 +238,9 @@ def run(
     """Render a script into finished video(s) under outputs/<slug>/<run-id>/.
 
     Without an endpoint, the embedded emulator renders the videos locally (no Azure account).
-    Reruns re-attach to the service's jobs: the same work is never paid for twice.
+    Videos already verified in the result store are reused (re-checked) and never paid for
+    twice, even after --delete-jobs or once the service dropped its jobs; reruns re-attach to
+    jobs still rendering, and resubmit jobs that failed for a transient reason.
     AVATARPIPE_MAX_COST_PER_RUN refuses a run estimated above it (exit 2) before any job.
     """
     from avatarpipe.batch.estimate import check_cost_limit
@@ -239,7 +249,7 @@ def run(
     try:
         conf = _run_settings(backend, out, teardown)
         scripts = _load(script, csv)
-        estimate = run_estimate(scripts, conf, delete_jobs=delete_jobs)
+        estimate = run_estimate(scripts, conf, delete_jobs=delete_jobs, retry_failed=retry_failed)
         if dry_run:
             print_estimate(estimate, conf.resolved_backend)
             console.print("dry run: nothing was submitted")
@@ -284,6 +294,7 @@ def run(
                     postprocess=post,
                     teardown=teardown,
                     delete_jobs=delete_jobs,
+                    retry_failed=retry_failed,
                 ),
                 str(csv) if csv else None,
             )
