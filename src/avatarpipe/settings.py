@@ -112,6 +112,29 @@ class Settings(BaseSettings):
 
     output_dir: Path = Path("outputs")
 
+    # Prices (USD) for estimates and cost figures; see docs/operating.md for where they come from.
+    price_standard_avatar_per_minute: float = _finite(
+        0.60, 1000, "USD per minute of batch video with a standard avatar.", ge=0
+    )
+    price_custom_avatar_per_minute: float = _finite(
+        0.60, 1000, "USD per minute of batch video with a custom avatar.", ge=0
+    )
+    price_custom_avatar_hosting_per_hour: float = _finite(
+        0.60, 1000, "USD per hour a custom avatar stays deployed.", ge=0
+    )
+    price_custom_voice_hosting_per_hour: float = _finite(
+        4.04, 1000, "USD per hour a custom neural voice endpoint runs.", ge=0
+    )
+    speaking_rate_wpm: float = _finite(
+        198.0, 600, "Words a minute the estimate assumes (1.4 syllables a word), 60 to 600.", ge=60
+    )
+    max_cost_per_run: float | None = Field(
+        default=None,
+        ge=0,
+        allow_inf_nan=False,
+        description="Refuse a run whose estimated cost (USD) is above this; unset: no limit.",
+    )
+
     blob_connection_string: SecretStr | None = Field(
         default=None, description="With AccountKey= or SharedAccessSignature=."
     )

@@ -45,7 +45,7 @@ def test_help_teaches_the_commands() -> None:
     assert set(summaries) == {
         "validate", "presets", "run", "serve", "emulator",
         # operating the resource
-        "avatars", "voices", "teardown", "doctor",
+        "avatars", "voices", "teardown", "doctor", "estimate", "status", "jobs",
     }  # fmt: skip
     assert summaries["validate"].startswith("Check a script without calling any service")
     assert summaries["presets"].startswith("List the post-processing presets")
@@ -56,6 +56,9 @@ def test_help_teaches_the_commands() -> None:
     assert summaries["voices"].startswith("List, check, suspend and resume the custom voice")
     assert summaries["teardown"].startswith("Stop idle hosting")
     assert summaries["doctor"].startswith("Check the setup")
+    assert summaries["estimate"].startswith("Estimate what a run would submit and cost")
+    assert summaries["status"].startswith("Show the recent runs and their jobs")
+    assert summaries["jobs"].startswith("List, show, cancel, delete and prune")
 
 
 @pytest.mark.parametrize(
@@ -72,8 +75,14 @@ def test_help_teaches_the_commands() -> None:
                 "--post",
                 "--no-post",
                 "--delete-jobs",
+                "--dry-run",
             },
         ),
+        (["estimate"], {"--csv", "--out", "--json", "--delete-jobs"}),
+        (["status"], {"--out", "--limit", "--json"}),
+        (["jobs", "list"], {"--out", "--json"}),
+        (["jobs", "delete"], {"--force", "--json"}),
+        (["jobs", "prune"], {"--older-than", "--force", "--json"}),
         (["validate"], {"--csv"}),
         (["serve"], {"--scripts", "--cron", "--timezone", "--limit", "--adhoc-limit"}),
         (["emulator", "serve"], {"--port", "--state", "--seed", "--renderer", "--time-scale"}),

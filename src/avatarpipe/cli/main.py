@@ -24,9 +24,12 @@ from rich.markup import escape
 from avatarpipe.cli.avatars import app as avatars_app
 from avatarpipe.cli.display import Display, console, quiet_prefect_console, stdout
 from avatarpipe.cli.doctor import doctor
+from avatarpipe.cli.estimate import estimate as estimate_command
 from avatarpipe.cli.interrupts import remove_staging, stop_on_signals
+from avatarpipe.cli.jobs import app as jobs_app
 from avatarpipe.cli.prefect_server import prefect_api
 from avatarpipe.cli.serve import serve
+from avatarpipe.cli.status import status as status_command
 from avatarpipe.cli.teardown import teardown as teardown_command
 from avatarpipe.cli.voices import app as voices_app
 from avatarpipe.connect import check_auth
@@ -54,12 +57,18 @@ app = typer.Typer(
 _TEARDOWNS = ("keep", "suspend-voice", "remove-avatar", "both")
 
 
-def _fail(exc: AvatarpipeError) -> typer.Exit:
+def fail(exc: AvatarpipeError) -> typer.Exit:
+    """Print an error as one line; return the ``typer.Exit`` to raise, with the error's code."""
     console.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
     return typer.Exit(exc.exit_code)
 
 
-def _load(script: Path, csv: Path | None) -> list[Script]:
+def load_scripts(script: Path, csv: Path | None) -> list[Script]:
+    """Load a script, or a CSV's rows filling a template script.
+
+    Raises:
+        ScriptError: The script or the CSV is invalid (one line naming the file and place).
+    """
     from avatarpipe.scripts.loader import load_bulk, load_script
 
     if csv is not None:
@@ -79,13 +88,13 @@ def validate(
     Every problem names the file, the field (like scenes[3].text) and the reason.
     """
     try:
-        scripts = _load(script, csv)
+        scripts = load_scripts(script, csv)
         from avatarpipe.scripts.jobs import scene_inputs
 
         for item in scripts:
             scene_inputs(item)  # renders and checks the SSML too
     except AvatarpipeError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     for item in scripts:
         stdout.print(
             f"ok: {item.slug}: {len(item.scenes)} scene(s), avatar {item.avatar.character}"
@@ -149,7 +158,7 @@ def _endpoint(conf: Settings) -> Iterator[str]:
         yield url
 
 
-def _run_settings(backend: str | None, out: Path | None, teardown: str) -> Settings:
+def run_settings(backend: str | None, out: Path | None, teardown: str = "keep") -> Settings:
     """The settings of a run, with the command line's choices applied and checked.
 
     Raises:
@@ -170,7 +179,7 @@ def _run_settings(backend: str | None, out: Path | None, teardown: str) -> Setti
     return conf
 
 
-def _check_azure(conf: Settings) -> None:
+def check_azure(conf: Settings) -> None:
     """Fail early when the Azure backend lacks its endpoint or credentials.
 
     Raises:
@@ -218,6 +227,13 @@ def run(
             "are always resubmitted."
         ),
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print what would be submitted and its cost (see `estimate`); submit nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Render a script into finished video(s) under outputs/<slug>/<run-id>/.
 
@@ -225,18 +241,28 @@ def run(
     Videos already verified in the result store are reused (re-checked) and never paid for
     twice, even after --delete-jobs or once the service dropped its jobs; reruns re-attach to
     jobs still rendering, and resubmit jobs that failed for a transient reason.
+    AVATARPIPE_MAX_COST_PER_RUN refuses a run estimated above it (exit 2) before any job.
     """
+    from avatarpipe.batch.estimate import check_cost_limit
+    from avatarpipe.cli.estimate import print_billed, print_estimate, run_estimate
+
     try:
-        conf = _run_settings(backend, out, teardown)
-        _load(script, csv)  # an invalid script stops here, before anything starts
+        conf = run_settings(backend, out, teardown)
+        scripts = load_scripts(script, csv)
         check_output_root(conf.output_dir)  # after the scripts: an invalid one writes nothing
-        _check_azure(conf)
+        estimate = run_estimate(scripts, conf, delete_jobs=delete_jobs, retry_failed=retry_failed)
+        if dry_run:
+            print_estimate(estimate, conf.resolved_backend)
+            console.print("dry run: nothing was submitted")
+            return
+        check_cost_limit(estimate, conf.max_cost_per_run)
+        check_azure(conf)
         if not conf.speech_endpoint:
             from avatarpipe.cli.seed import resource_file
 
             resource_file(conf)  # a missing resource file fails before anything starts
     except AvatarpipeError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     display = Display(live=sys.stderr.isatty())
     chosen = conf.resolved_backend
@@ -279,13 +305,14 @@ def run(
                 str(csv) if csv else None,
             )
     except AvatarpipeError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     for item in published:
         for video in item.videos:
             stdout.print(f"video: {video}", soft_wrap=True)
         stdout.print(f"manifest: {item.manifest}", soft_wrap=True)
     for line in torn_down:
         stdout.print(f"teardown: {line}", soft_wrap=True)
+    print_billed([Path(item.manifest) for item in published])
     console.print(
         "Watch runs in the Prefect UI: `uv run prefect server start`, then open "
         "http://127.0.0.1:4200 (runs made here are stored in the same Prefect database)."
@@ -306,6 +333,11 @@ app.add_typer(avatars_app, name="avatars")
 app.add_typer(voices_app, name="voices")
 app.command(name="teardown")(teardown_command)
 app.command(name="doctor")(doctor)
+app.command(name="estimate")(estimate_command)
+app.command(name="status")(status_command)
+app.add_typer(
+    jobs_app, name="jobs", help="List, show, cancel, delete and prune the service's batch jobs."
+)
 
 
 def main() -> None:

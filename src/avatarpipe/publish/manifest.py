@@ -56,6 +56,7 @@ def build_manifest(
     backend: str,
     endpoint: str,
     timings: dict[str, float],
+    estimate: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """The manifest of one script's run.
 
@@ -69,6 +70,9 @@ def build_manifest(
         backend: ``azure`` or ``emulator``.
         endpoint: The Speech endpoint (a plain URL).
         timings: Seconds per stage.
+        estimate: The run's estimate for this script (``estimated_seconds``,
+            ``estimated_cost_usd``, ``usd_per_minute``: see
+            :meth:`avatarpipe.batch.estimate.RunEstimate.billing_for`), shown beside the billing.
 
     Returns:
         The JSON-safe manifest.
@@ -98,6 +102,11 @@ def build_manifest(
                 },
             }
         )
+    billed = sum(j.billing_seconds or 0 for j in (jobs.get(s.video.key) for s in scenes) if j)
+    billing: dict[str, Any] = {"avatar_seconds": billed}
+    if estimate is not None:
+        billing["cost_usd"] = round(billed / 60 * estimate["usd_per_minute"], 4)
+        billing.update(estimate)
     return {
         "schema": SCHEMA,
         "title": script.title,
@@ -114,8 +123,6 @@ def build_manifest(
         },
         "scenes": scene_rows,
         "outputs": outputs,
-        "billing": {
-            "avatar_seconds": sum(r["billing_seconds"] or 0 for r in scene_rows),
-        },
+        "billing": billing,
         "timings_s": timings,
     }
