@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,6 +66,18 @@ def _shape_mismatch(preset: Preset, role: str, v: StreamInfo) -> str | None:
     return None
 
 
+def _first_keyframe(path: Path, codec: str) -> bytes:
+    """The first keyframe of ``path`` as an Annex B elementary stream (headers in-band)."""
+    with tempfile.TemporaryDirectory(prefix="avatarpipe-ps-") as tmp:
+        raw = Path(tmp) / "first.es"
+        run_ffmpeg(
+            ["-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy",
+             "-bsf:v", _ANNEXB_BSF[codec], "-frames:v", "1", "-f", codec, str(raw)],
+            what=f"read the encoder headers of {path.name}",
+        )  # fmt: skip
+        return raw.read_bytes()
+
+
 def parameter_sets(path: Path, codec: str) -> bytes:
     """The first keyframe's parameter sets (SPS/PPS, and VPS for HEVC), concatenated.
 
@@ -73,17 +86,9 @@ def parameter_sets(path: Path, codec: str) -> bytes:
     Raises:
         MediaError: ffmpeg cannot read the file.
     """
-    with tempfile.TemporaryDirectory(prefix="avatarpipe-ps-") as tmp:
-        raw = Path(tmp) / "first.es"
-        run_ffmpeg(
-            ["-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy",
-             "-bsf:v", _ANNEXB_BSF[codec], "-frames:v", "1", "-f", codec, str(raw)],
-            what=f"read the encoder headers of {path.name}",
-        )  # fmt: skip
-        data = raw.read_bytes()
     wanted = {7, 8} if codec == "h264" else {32, 33, 34}
     sets = []
-    for nal in data.split(b"\x00\x00\x01"):
+    for nal in _first_keyframe(path, codec).split(b"\x00\x00\x01"):
         nal = nal.rstrip(b"\x00")
         if not nal:
             continue
@@ -91,6 +96,53 @@ def parameter_sets(path: Path, codec: str) -> bytes:
         if kind in wanted:
             sets.append(nal)
     return b"".join(sets)
+
+
+# x264's speed presets by their subpixel-refinement level. x264 writes its options into an SEI
+# of the first keyframe; conforming with the scenes' preset and rate control gives identical
+# parameter sets (the PPS holds the initial QP, which depends on the rate control).
+_X264_SPEED_BY_SUBME = {
+    0: "ultrafast", 1: "superfast", 2: "veryfast", 4: "faster",
+    6: "fast", 7: "medium", 8: "slow", 9: "slower",
+}  # fmt: skip
+_X264_OPTIONS_RE = re.compile(rb"x264 - core .*? options: ([^\x00\x80]*)", re.DOTALL)
+
+
+def _encoder_args(path: Path, codec: str, bitrate_kbps: int | None) -> list[str]:
+    """Encoder options that reproduce how ``path``'s picture was encoded (as far as known)."""
+    if codec != "h264":
+        return ["-preset", "ultrafast", "-b:v", f"{bitrate_kbps or 2000}k"]
+    m = _X264_OPTIONS_RE.search(_first_keyframe(path, codec))
+    opts = dict(
+        item.split("=", 1)
+        for item in (m[1].decode("ascii", "replace").split() if m else [])
+        if "=" in item
+    )
+    speed = _X264_SPEED_BY_SUBME.get(int(opts.get("subme", "2")), "veryfast")
+    if opts.get("rc") == "crf" and "crf" in opts:
+        return ["-preset", speed, "-crf", opts["crf"]]
+    rate = opts.get("bitrate") or str(bitrate_kbps or 2000)
+    return ["-preset", speed, "-b:v", f"{rate}k"]
+
+
+_RANGES = {"tv": "tv", "pc": "pc"}
+
+
+def _color_params(color: str | None) -> str:
+    """A ``setparams`` filter giving a picture the colour description ``color`` (as probed).
+
+    The colour description is part of the H.264 sequence header, so a conformed clip must carry
+    exactly the scenes' (none, when they have none) for the headers to match.
+    """
+    rng, space, primaries, trc = "unknown", "unknown", "unknown", "unknown"
+    for token in (t.strip() for t in (color or "").split(",")):
+        if token in _RANGES:
+            rng = _RANGES[token]
+        elif "/" in token:
+            space, primaries, trc = (token.split("/") + ["unknown"] * 3)[:3]
+        elif token.startswith(("bt", "smpte")):
+            space = primaries = trc = token
+    return f"setparams=range={rng}:color_primaries={primaries}:color_trc={trc}:colorspace={space}"
 
 
 def _conformed(
@@ -107,12 +159,12 @@ def _conformed(
         return cached
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(cached)
-    rate = v.bitrate_kbps or 2000
     args = [
         "-v", "error", "-y", "-i", str(part.path), "-map", "0:v:0", "-an", "-sn",
         "-vf", f"fps={v.fps},scale={v.width}:{v.height}:force_original_aspect_ratio=decrease,"
-        f"pad={v.width}:{v.height}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p",
-        "-c:v", VIDEO_ENCODERS[v.codec], "-preset", "veryfast", "-b:v", f"{rate}k",
+        f"pad={v.width}:{v.height}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p,"
+        + _color_params(v.color),
+        "-c:v", VIDEO_ENCODERS[v.codec], *_encoder_args(ref.path, v.codec, v.bitrate_kbps),
         "-g", str(round(v.fps * 2)), "-t", f"{part.duration_s:.6f}",
     ]  # fmt: skip
     if v.codec == "hevc":
@@ -142,7 +194,9 @@ class CopySource:
 
     def input_kwargs(self) -> dict[str, object]:
         """The input options that read this source."""
-        return {"f": "concat", "safe": 0} if self.concat else {}
+        # auto_convert=0: the parts' packets go out as they are (the demuxer would otherwise
+        # rewrite H.264 to Annex B with the headers repeated in every keyframe)
+        return {"f": "concat", "safe": 0, "auto_convert": 0} if self.concat else {}
 
 
 def copy_source(

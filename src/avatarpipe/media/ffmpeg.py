@@ -97,6 +97,8 @@ class StreamInfo:
         channels: Audio channel layout as printed (``mono``, ``stereo``).
         alpha: Whether the stream carries an alpha channel (pixel format or ``alpha_mode`` tag).
         bitrate_kbps: The stream's bitrate as the container states it, when it does.
+        color: Video colour properties as printed after the pixel format (``tv, bt709,
+            progressive``), ``None`` when none are printed.
     """
 
     index: int
@@ -110,6 +112,7 @@ class StreamInfo:
     channels: str | None = None
     alpha: bool = False
     bitrate_kbps: int | None = None
+    color: str | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,8 @@ def _parse_stream(idx: int, kind: str, rest: str, following: list[str]) -> Strea
         parts = [p.strip() for p in re.split(r",(?![^()]*\))", rest)]
         if len(parts) > 1:
             info["pix_fmt"] = parts[1].split("(")[0].strip()
+            if "(" in parts[1]:
+                info["color"] = parts[1].split("(", 1)[1].rstrip(")").strip()
         size = _SIZE_RE.search(rest)
         if size:
             info["width"], info["height"] = int(size["w"]), int(size["h"])

@@ -2,7 +2,9 @@
 
 The manifest names every scene (its SSML digest, the job that rendered it, the billed seconds,
 the verified scene video) and every output (file names relative to the folder), so a folder
-can be audited or re-published without the Prefect database. It holds no secret: the endpoint
+can be audited or re-published without the Prefect database. Each output says which of its
+streams were copied from the service's video untouched (``copied_streams``, and
+``video.copied`` / ``video.reencoded_because``) and how many outputs its ffmpeg pass wrote. It holds no secret: the endpoint
 is a plain URL, and :func:`~avatarpipe.publish.folder.write_json_atomic` redacts on write.
 """
 
@@ -25,7 +27,11 @@ _FILE_KEYS = ("path", "thumbnail", "contact_sheet")
 
 
 def output_entries(results: list[OutputResult]) -> list[dict[str, Any]]:
-    """The manifest's ``outputs`` for post-processed videos (file names, not paths)."""
+    """The manifest's ``outputs`` for post-processed videos (file names, not paths).
+
+    Each entry keeps :meth:`~avatarpipe.media.postprocess.OutputResult.to_manifest`'s record of
+    the copied streams and of why the picture was re-encoded.
+    """
     outputs = [r.to_manifest() for r in results]
     for out in outputs:
         for key in _FILE_KEYS:
