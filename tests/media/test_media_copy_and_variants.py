@@ -177,9 +177,7 @@ def test_variants_of_one_pass_match_separate_ones(clips: Clips, tmp_path: Path) 
     assert video_packets(together[0].path) == video_packets(clips.scene_a)
 
 
-def test_process_outputs_makes_a_scripts_variants_in_one_pass(
-    clips: Clips, tmp_path: Path
-) -> None:
+def test_process_outputs_makes_a_scripts_variants_in_one_pass(clips: Clips, tmp_path: Path) -> None:
     base = preset(thumbnail=False, loudness={"enabled": False})
     jobs = [
         PostJob(scenes=[clips.scene_b], preset=base, out_path=tmp_path / "a.mp4"),

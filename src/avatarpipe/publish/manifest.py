@@ -5,7 +5,8 @@ the verified scene video) and every output (file names relative to the folder), 
 can be audited or re-published without the Prefect database. Each output says which of its
 streams were copied from the service's video untouched (``copied_streams``, and
 ``video.copied`` / ``video.reencoded_because``) and how many outputs its ffmpeg pass wrote.
-It holds no secret: the endpoint is a plain URL, and :func:`~avatarpipe.publish.folder.write_json_atomic` redacts on write.
+It holds no secret: the endpoint is a plain URL, and
+:func:`~avatarpipe.publish.folder.write_json_atomic` redacts on write.
 """
 
 from __future__ import annotations
