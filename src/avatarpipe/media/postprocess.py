@@ -37,7 +37,7 @@ from avatarpipe.errors import MediaError
 from avatarpipe.hashing import file_digest
 from avatarpipe.media.audio_pass import AudioKey, LoudnessPlan, measure_mix
 from avatarpipe.media.copy_pass import CopySource, copy_source, picture_blocker
-from avatarpipe.media.ffmpeg import MediaInfo, probe, run_ffmpeg
+from avatarpipe.media.ffmpeg import MediaInfo, run_ffmpeg
 from avatarpipe.media.images import temp_name
 from avatarpipe.media.job import OutputResult, PartInfo, PostJob
 from avatarpipe.media.loudness import Loudness
@@ -183,7 +183,7 @@ def _finish(
     name = job.out_path.name
     tmp_video = plan.temps["video"]
     assert tmp_video is not None
-    duration, loud_after = read_back(tmp_video, name, job.timeout_s)
+    info, duration, loud_after = read_back(tmp_video, name, job.timeout_s)
     tolerance = max(2.0 / p.fps, 0.1)
     if abs(duration - plan.total_s) > tolerance:
         raise MediaError(
@@ -197,7 +197,6 @@ def _finish(
         tmp = plan.temps[kind]
         if tmp is not None:
             tmp.write_text(render(plan.cues), encoding="utf-8")
-    info = probe(tmp_video)
     out = Path(job.out_path)
     copied = (["video"] if plan.copy is not None else []) + (["audio"] if plan.copy_audio else [])
     renames = [
@@ -389,11 +388,10 @@ def concat_copy(scenes: Sequence[str | Path], out_path: str | Path) -> MediaInfo
             log = run_ffmpeg(args, what=f"join scenes into {out.name}")
             if any(marker in log for marker in DAMAGE_MARKERS):
                 raise MediaError(f"{out.name}: a scene is damaged or truncated")
-        total = sum(info.duration_s for info in infos)
-        duration, _ = read_back(tmp, out.name, None)
+        total = sum(scene.duration_s for scene in infos)
+        info, duration, _ = read_back(tmp, out.name, None)
         if abs(duration - total) > 0.2:
             raise MediaError(f"{out.name}: joined {duration:.3f} s but scenes sum to {total:.3f} s")
-        info = probe(tmp)
         os.replace(tmp, out)
     except BaseException:
         remove([tmp])

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from avatarpipe.errors import MediaError
-from avatarpipe.media.ffmpeg import probe, run_ffmpeg
+from avatarpipe.media.ffmpeg import MediaInfo, probe, run_ffmpeg
 from avatarpipe.media.loudness import Loudness, parse_ebur128
 from avatarpipe.media.parts import DAMAGE_MARKERS
 
@@ -22,7 +22,9 @@ __all__ = ["read_back", "remove"]
 _TIME_RE = re.compile(r"time=(?P<h>\d+):(?P<m>\d+):(?P<s>\d+(?:\.\d+)?)")
 
 
-def read_back(tmp: Path, what: str, timeout: float | None) -> tuple[float, Loudness | None]:
+def read_back(
+    tmp: Path, what: str, timeout: float | None
+) -> tuple[MediaInfo, float, Loudness | None]:
     """Read every packet of ``tmp`` and measure its audio.
 
     Args:
@@ -31,7 +33,8 @@ def read_back(tmp: Path, what: str, timeout: float | None) -> tuple[float, Loudn
         timeout: Seconds ffmpeg may run.
 
     Returns:
-        The duration read and the audio's loudness (``None`` without audio).
+        The container probe, the duration read and the audio's loudness (``None`` without
+        audio).
 
     Raises:
         MediaError: The file cannot be read or is damaged.
@@ -51,7 +54,7 @@ def read_back(tmp: Path, what: str, timeout: float | None) -> tuple[float, Loudn
         h, m, s = times[-1]
         duration = int(h) * 3600 + int(m) * 60 + float(s)
     loud = parse_ebur128(log) if info.audio is not None else None
-    return duration, loud
+    return info, duration, loud
 
 
 def remove(paths: Iterable[Path | None]) -> None:
