@@ -199,3 +199,21 @@ def test_outputs_of_one_pass_must_share_their_parts(clips: Clips, tmp_path: Path
     with pytest.raises(MediaError, match="same scenes"):
         render_outputs(jobs)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_true_peak_stays_under_the_ceiling_when_loudnorm_must_compress(
+    clips: Clips, tmp_path: Path
+) -> None:
+    """A target a gain alone cannot reach under the ceiling: dynamic mode, peak still under."""
+    result = render_output(
+        PostJob(
+            scenes=[clips.scene_a],
+            preset=preset(thumbnail=False, loudness={"target_lufs": -9.0, "true_peak_dbtp": -2.0}),
+            out_path=tmp_path / "loud.mp4",
+        )
+    )
+    assert result.loudness_mode == "dynamic"
+    assert result.copied_streams == ["video"]
+    loud = measure_loudness(result.path)
+    assert loud.true_peak_dbtp <= -2.0
+    assert loud.integrated_lufs == pytest.approx(-9.0, abs=1.0)

@@ -4,9 +4,9 @@ Loudness is two-pass. Pass 1 (:func:`measure_mix`) runs the exact audio graph of
 into ``ebur128`` (audio only: the picture is not decoded). The render then applies one of:
 
 * ``linear``: one gain (``volume``) reaches the target and the true peak stays under the
-  ceiling *minus* :data:`TRUE_PEAK_MARGIN_DB`. The margin is there because the AAC/Opus encoder
-  adds overshoot after the filter (measured: +0.2 dB on speech at 128 kb/s), so a mix that sat
-  exactly on the ceiling ended above it once encoded;
+  ceiling *minus* :data:`TRUE_PEAK_MARGIN_DB`. The margin is there because the audio encoder
+  (AAC/Opus) reshapes the peaks after the filter: aimed exactly at the ceiling, outputs have
+  been measured up to 0.2 dB over it once encoded; with the margin they end under it;
 * ``dynamic``: ``loudnorm`` with the measured values and the same lowered ceiling, when a gain
   alone would push the peaks over it (or the loudness range is over the preset's ``lra``);
 * ``silent`` / ``off``: nothing to normalise / normalisation disabled.

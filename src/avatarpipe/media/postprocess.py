@@ -8,7 +8,8 @@ The outputs of one script (its variants: 16:9, 9:16, 1:1...) are made together b
    service already delivers it: same codec, size, rate, bitrate within the preset's cap, nothing
    drawn on it) or must be re-encoded, and why;
 2. **loudness pass 1** (:mod:`~avatarpipe.media.audio_pass`, audio only): the exact audio graph
-   into ``ebur128``, once per distinct audio setting (variants share it);
+   into ``ebur128``, once per distinct audio setting (variants share it). It must be a process
+   of its own: the gain depends on the loudness of the whole mix, known only at its end;
 3. **ONE render pass** (:mod:`~avatarpipe.media.render_pass`): a single ffmpeg process decodes
    each input once and writes every output (copied pictures mapped straight through,
    re-encoded ones conformed and encoded, one encoder per output), with every poster and
