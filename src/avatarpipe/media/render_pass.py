@@ -230,9 +230,9 @@ def run_pass(
         if plan.copy is not None:
             src = plan.copy
             video = (
-                inputs[0].video
+                inputs[0]["v:0"]
                 if not src.concat
-                else ffmpeg.input(str(src.path), **src.input_kwargs()).video
+                else ffmpeg.input(str(src.path), **src.input_kwargs())["v:0"]
             )
             kwargs["vcodec"] = "copy"
         else:
@@ -240,7 +240,7 @@ def run_pass(
             kwargs.update(video_codec_args(p, per_encoder if encoders > 1 else threads))
         video, stills = _still_outputs(plan, video)
         if plan.copy_audio:
-            streams: list[Any] = [video, inputs[0].audio]
+            streams: list[Any] = [video, inputs[0]["a:0"]]
             kwargs["acodec"] = "copy"
         else:
             streams = [video, audio_for[id(plan)]]
