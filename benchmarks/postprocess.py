@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import os
 import resource
@@ -331,6 +332,8 @@ def main() -> None:
         print(json.dumps({"clip_s": args.duration, "encoders": encoders(inp, work)}))
         return
     ways = [w for w in RUNNERS if not (args.no_moviepy and w == "moviepy")]
+    if "moviepy" in ways and importlib.util.find_spec("moviepy") is None:
+        sys.exit("moviepy is not installed: run `uv sync --frozen --group bench` (or --no-moviepy)")
     runs: list[dict[str, dict[str, Any]]] = []
     for n in range(args.runs):
         run: dict[str, dict[str, Any]] = {}
