@@ -22,8 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from avatarpipe.cli import app
-from avatarpipe.cli.seed import emulator_seed
-from avatarpipe.scripts.loader import load_script
+from avatarpipe.cli.seed import DEFAULT_RESOURCE
 from avatarpipe.speech.emulator_admin import EmulatorAdminClient
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,6 +72,8 @@ class Service:
                 "0",
                 "--key",
                 KEY,
+                "--seed",
+                str(DEFAULT_RESOURCE),
             ],
             cwd=REPO,
             stdout=subprocess.DEVNULL,
@@ -88,8 +89,6 @@ class Service:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
                     raise
                 time.sleep(0.2)
-        scripts = [load_script(EX / "product-update.yaml")]
-        self.admin.seed(emulator_seed(scripts))
 
     def cli(
         self, *args: str, env: dict[str, str] | None = None
@@ -156,7 +155,12 @@ def _one_error_line(output: str) -> str:
 
 def test_estimate_dry_run_and_cost_limit_submit_nothing(service: Service) -> None:
     before = service.admin.stats()["jobs_created"]
-    est = service.cli("estimate", *EXAMPLES["product-update"], "--json")
+    est = service.cli(
+        "estimate",
+        *EXAMPLES["product-update"],
+        "--json",
+        env={"AVATARPIPE_REQUESTS_PER_MINUTE": "60"},
+    )
     assert est.returncode == 0, est.stderr
     data = json.loads(est.stdout)
     assert data["to_submit"] == 4 and data["stored"] == 0
