@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from flow_emu import Emu
@@ -25,9 +25,10 @@ from avatarpipe.emulator.render import AvatarRenderer
 from avatarpipe.emulator.render.avatar import sprites_for
 from avatarpipe.errors import WaitTimeoutError
 from avatarpipe.media.ffmpeg import run_ffmpeg
-from avatarpipe.media.postprocess import PostJob, render_outputs
+from avatarpipe.hashing import file_digest
+from avatarpipe.media.postprocess import PostJob, concat_copy, render_output, render_outputs
 from avatarpipe.media.presets import load_preset
-from avatarpipe.media.subtitles import parse_subtitles
+from avatarpipe.media.subtitles import Cue, parse_subtitles
 from avatarpipe.media.tracks import scene_cues
 from avatarpipe.media.video_pass import placement
 from avatarpipe.publish.manifest import output_entries
@@ -43,6 +44,9 @@ from avatarpipe.speech.models import (
     VideoFormat,
 )
 from avatarpipe.speech.ratelimit import UnlimitedBudget
+
+if TYPE_CHECKING:
+    from conftest import Clips
 
 TEXT = "Lift with your legs, not your back."
 GREEN = "#2E7D5BFF"
@@ -277,3 +281,40 @@ def test_a_transparent_script_gives_a_transparent_result(
     lines = [r.getMessage() for r in caplog.records if "carries no alpha" in r.getMessage()]
     assert len(lines) == 1 and "clip.mp4" in lines[0]
     assert mp4.warnings == lines
+    assert mp4.to_manifest()["warnings"] == lines
+
+    # --no-post joins by stream copy in the service's container: a webm stays a transparent webm
+    joined = concat_copy([scene, scene], out / "joined.webm")
+    assert joined.video is not None and joined.video.codec == "vp9"
+    assert _rgba(joined.path, 1920, 1080)[3] < 16
+
+
+def test_the_manifest_records_every_asset_with_its_checksum(clips: Clips, tmp_path: Path) -> None:
+    preset = load_preset("web-1080p", {"width": 640, "height": 360, "thumbnail": False})
+    result = render_output(
+        PostJob(
+            scenes=[clips.scene_b],
+            preset=preset,
+            out_path=tmp_path / "full.mp4",
+            intro=clips.intro,
+            outro=clips.outro,
+            music=clips.music,
+            logo=clips.logo,
+            scene_cues=[[Cue(0, 800, "Hello")]],
+        )
+    )
+    [entry] = output_entries([result])
+    by_role = {a["role"]: a for a in entry["assets"]}
+    expected = {"intro": clips.intro, "outro": clips.outro, "music": clips.music,
+                "logo": clips.logo}  # fmt: skip
+    for role, path in expected.items():
+        assert by_role[role]["sha256"] == file_digest(path)
+        assert by_role[role]["size_bytes"] == path.stat().st_size
+    for kind in ("srt", "vtt"):
+        published = tmp_path / f"full.{kind}"
+        assert by_role[f"captions ({kind})"] == {
+            "role": f"captions ({kind})",
+            "path": published.name,
+            "sha256": file_digest(published),
+            "size_bytes": published.stat().st_size,
+        }
