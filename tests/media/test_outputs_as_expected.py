@@ -24,8 +24,8 @@ from avatarpipe.connect import open_speech
 from avatarpipe.emulator.render import AvatarRenderer
 from avatarpipe.emulator.render.avatar import sprites_for
 from avatarpipe.errors import WaitTimeoutError
-from avatarpipe.media.ffmpeg import run_ffmpeg
 from avatarpipe.hashing import file_digest
+from avatarpipe.media.ffmpeg import run_ffmpeg
 from avatarpipe.media.postprocess import PostJob, concat_copy, render_output, render_outputs
 from avatarpipe.media.presets import load_preset
 from avatarpipe.media.subtitles import Cue, parse_subtitles

@@ -43,7 +43,7 @@ from avatarpipe.media.ffmpeg import MediaInfo, run_ffmpeg
 from avatarpipe.media.images import temp_name
 from avatarpipe.media.job import OutputResult, PartInfo, PostJob
 from avatarpipe.media.loudness import Loudness
-from avatarpipe.media.parts import DAMAGE_MARKERS, Probes, collect_parts
+from avatarpipe.media.parts import DAMAGE_MARKERS, Part, Probes, collect_parts
 from avatarpipe.media.presets import Preset
 from avatarpipe.media.render_pass import OutputPlan, run_pass
 from avatarpipe.media.subtitles import (
@@ -54,7 +54,7 @@ from avatarpipe.media.subtitles import (
     to_vtt,
 )
 from avatarpipe.media.verify import read_back, remove
-from avatarpipe.media.video_pass import placement
+from avatarpipe.media.video_pass import Placement, placement
 
 __all__ = [
     "OutputResult",
@@ -140,12 +140,14 @@ def _plan(job: PostJob, probes: Probes) -> OutputPlan:
     )
 
 
-def _scene_placement(p: Preset, parts: list[Any]) -> Any:
+def _scene_placement(p: Preset, parts: Sequence[Part]) -> Placement:
+    """Where scene 1's picture goes in the output (its placement stands for every scene's)."""
     v = next(part for part in parts if part.role.startswith("scene")).info.video
+    assert v is not None and v.width and v.height
     return placement(p, v.width, v.height)
 
 
-def _caption_margin(p: Preset, parts: list[Any]) -> float | None:
+def _caption_margin(p: Preset, parts: Sequence[Part]) -> float | None:
     """A bottom margin that puts burned captions in the band below a reframed picture.
 
     A 9:16 variant has the script's background below the presenter: captions go there, not
@@ -159,7 +161,7 @@ def _caption_margin(p: Preset, parts: list[Any]) -> float | None:
     block = style.max_lines * p.height * style.size_pct / 100 * 1.25
     if band < block:
         return None
-    return max(0.5, (band - block) / 2 / p.height * 100)
+    return max(0.5, float(band - block) / 2 / p.height * 100)
 
 
 def _picture_reasons(plan: OutputPlan) -> str | None:
@@ -323,8 +325,7 @@ def _assets(plan: OutputPlan) -> list[dict[str, Any]]:
 def _reframe(plan: OutputPlan) -> dict[str, Any] | None:
     """Where the service's picture sits in a reframed output (``None``: not reframed)."""
     p = plan.preset
-    v = next(part for part in plan.parts if part.role.startswith("scene")).info.video
-    place = placement(p, v.width, v.height)
+    place = _scene_placement(p, plan.parts)
     if p.fit != "crop" or place.window is None:
         return None
     return {

@@ -232,9 +232,7 @@ def logo_overlay(preset: Preset, video: Any, logo: Path) -> Any:
     return ffmpeg.overlay(video, mark, x=xs, y=ys, eof_action="repeat", format="auto")
 
 
-def video_codec_args(
-    preset: Preset, threads: int | None, *, alpha: bool = False
-) -> dict[str, Any]:
+def video_codec_args(preset: Preset, threads: int | None, *, alpha: bool = False) -> dict[str, Any]:
     """The encoder options of ``preset`` (``ffmpeg-python`` output keywords).
 
     ``alpha`` keeps a transparent picture transparent: ``yuva420p`` VP9 (``auto-alt-ref`` off,

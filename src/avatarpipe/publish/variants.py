@@ -78,8 +78,10 @@ def script_settings(script: Script, base: Preset) -> tuple[dict[str, Any], list[
     if "bitrate_kbps" in asked and "video_bitrate_kbps" not in own and "crf" not in own:
         if base.video_bitrate_kbps is not None:
             updates["video_bitrate_kbps"] = rate
-        elif rate is not None:
-            how = "ProRes quality" if base.video_codec == "prores" else f"constant quality {base.crf}"
+        else:
+            how = f"constant quality {base.crf}"
+            if base.video_codec == "prores":
+                how = "ProRes quality"
             warnings.append(
                 f"{script.slug}: preset {base.name} encodes at {how}; the script's "
                 f"video.bitrate_kbps {rate} is not used"
@@ -101,7 +103,8 @@ def preset_for(script: Script, variant: str) -> Preset:
 
 
 def _caption_files(scenes: list[Path]) -> list[Path]:
-    return [p.with_suffix(s) for p in scenes for s in (".vtt", ".srt") if p.with_suffix(s).is_file()]
+    found = (p.with_suffix(suffix) for p in scenes for suffix in (".vtt", ".srt"))
+    return [p for p in found if p.is_file()]
 
 
 def output_jobs(script: Script, scenes: list[Path], run_dir: RunDirectory) -> list[PostJob]:
