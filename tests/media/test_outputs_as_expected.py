@@ -34,6 +34,7 @@ from avatarpipe.media.video_pass import placement
 from avatarpipe.publish.manifest import output_entries
 from avatarpipe.settings import Settings
 from avatarpipe.speech.models import (
+    AvatarCoordinate,
     BatchAvatarConfig,
     BatchSynthesis,
     BatchSynthesisConfig,
@@ -41,6 +42,7 @@ from avatarpipe.speech.models import (
     InputKind,
     SubtitleType,
     VideoCodec,
+    VideoCrop,
     VideoFormat,
 )
 from avatarpipe.speech.ratelimit import UnlimitedBudget
@@ -244,6 +246,10 @@ def test_a_transparent_script_gives_a_transparent_result(
         subtitle_type=SubtitleType.NONE,
         background_color="#00000000",
         bitrate_kbps=600,
+        # the upper middle quarter (head and shoulders): a quarter of the pixels to render
+        video_crop=VideoCrop(
+            top_left=AvatarCoordinate(x=480, y=0), bottom_right=AvatarCoordinate(x=1440, y=540)
+        ),
     )
     scene, _, _ = _render_job(emu, tmp_path, avatar)
     assert scene.suffix == ".webm"
@@ -265,7 +271,7 @@ def test_a_transparent_script_gives_a_transparent_result(
     rgba = _rgba(webm.path, 384, 216)
     alpha = rgba[3::4]
     assert alpha[0] < 16 and alpha[383] < 16  # top corners: no presenter, see-through
-    assert alpha[(60 * 384) + 192] > 240  # centre column at head height: the face, opaque
+    assert alpha[(100 * 384) + 192] > 240  # centre column at face height: opaque
     assert sum(1 for a in alpha if a < 255) > 0.3 * len(alpha)
     assert webm.to_manifest()["video"]["alpha"] == "kept"
     png = tmp_path / "alpha.png"
@@ -286,7 +292,7 @@ def test_a_transparent_script_gives_a_transparent_result(
     # --no-post joins by stream copy in the service's container: a webm stays a transparent webm
     joined = concat_copy([scene, scene], out / "joined.webm")
     assert joined.video is not None and joined.video.codec == "vp9"
-    assert _rgba(joined.path, 1920, 1080)[3] < 16
+    assert _rgba(joined.path, 960, 540)[3] < 16
 
 
 def test_the_manifest_records_every_asset_with_its_checksum(clips: Clips, tmp_path: Path) -> None:
