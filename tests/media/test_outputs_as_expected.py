@@ -46,6 +46,7 @@ from avatarpipe.speech.models import (
     VideoFormat,
 )
 from avatarpipe.speech.ratelimit import UnlimitedBudget
+from avatarpipe.storage.blob import BlobStore
 
 if TYPE_CHECKING:
     from conftest import Clips
@@ -324,3 +325,41 @@ def test_the_manifest_records_every_asset_with_its_checksum(clips: Clips, tmp_pa
             "sha256": file_digest(published),
             "size_bytes": published.stat().st_size,
         }
+
+
+def test_packed_jobs_fetch_each_inputs_captions_from_the_destination_container(
+    emu: Emu, azurite: Any, tmp_path: Path
+) -> None:
+    store = BlobStore.from_connection_string(azurite.connection_string, "issue17")
+    store.ensure_container()
+    options = JobOptions(
+        avatar=BatchAvatarConfig(
+            talking_avatar_character="lisa",
+            video_format=VideoFormat.MP4,
+            video_codec=VideoCodec.H264,
+            subtitle_type=SubtitleType.EXTERNAL_FILE,
+        ),
+        synthesis=BatchSynthesisConfig(voice="en-US-AvaMultilingualNeural"),
+        label="packed",
+    )
+    inputs = [
+        VideoInput(key=f"s{i}", content=text, input_kind=InputKind.PLAIN_TEXT)
+        for i, text in enumerate(["First scene here.", "Second one."])
+    ]
+    [planned] = plan_jobs(inputs, options, pack=True)
+    with open_speech(
+        Settings(), endpoint=emu.url, backend="emulator", budget=UnlimitedBudget()
+    ) as speech:
+        api = speech.batch
+        api.create_synthesis(planned.job_id, planned.request(store.container_sas_url(write=True)))
+
+        def done() -> BatchSynthesis | None:
+            job = api.get_synthesis(planned.job_id)
+            return job if job.status in ("Succeeded", "Failed") else None
+
+        job = wait_until(done, interval=0.1, timeout=60, timed_out=lambda: WaitTimeoutError("x"))
+        videos = fetch_job(api, job, planned, tmp_path / "cache", blob_stream=store.stream)
+    assert [v.path.name for v in videos] == ["0001.mp4", "0002.mp4"]
+    for video, text in zip(videos, ["First scene here.", "Second one."], strict=True):
+        [cue] = scene_cues(video.path)  # the placeholder writes one cue per input
+        assert cue.text == text
