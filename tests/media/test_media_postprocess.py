@@ -187,9 +187,19 @@ def test_vertical_crop_with_burned_subtitles(clips: Clips, tmp_path: Path) -> No
         assert (r.info.video.width, r.info.video.height) == (360, 640)
         assert r.info.video.fps == 30
         assert [s.kind for s in r.info.streams] == ["video", "audio"]  # no soft track
-    # the caption is in the picture: the lower part differs while a cue is on screen
+    # the caption is burned into the band below the reframed picture (not over the chest):
+    # that band differs while a cue is on screen, the picture above it does not
+    assert burned.reframe is not None
+    _, top, _, high = burned.reframe["placed"]
     a, b = _frame(burned.path, 0.5, tmp_path), _frame(plain.path, 0.5, tmp_path)
-    box = (0, 400, 360, 560)
+    picture = (0, top, 360, top + high)
+    moved = sum(
+        abs(x - y)
+        for pa, pb in zip(a.crop(picture).getdata(), b.crop(picture).getdata(), strict=True)
+        for x, y in zip(pa, pb, strict=True)
+    )
+    assert moved < 0.01 * 255 * 3 * 360 * high
+    box = (0, top + high, 360, 640)
     diff = sum(
         abs(x - y)
         for pa, pb in zip(a.crop(box).getdata(), b.crop(box).getdata(), strict=True)
@@ -199,7 +209,8 @@ def test_vertical_crop_with_burned_subtitles(clips: Clips, tmp_path: Path) -> No
 
 
 def test_square_pad_uses_pad_colour(clips: Clips, tmp_path: Path) -> None:
-    preset = small(loudness={"enabled": False}, thumbnail=False).for_aspect("1:1")
+    # letterboxing only when the preset asks for it
+    preset = small(fit="pad", loudness={"enabled": False}, thumbnail=False).for_aspect("1:1")
     preset = preset.model_copy(update={"pad_color": "#FF0000"})
     assert (preset.width, preset.height) == (360, 360)
     result = render_output(

@@ -12,6 +12,12 @@ A file counts as verified once its size matched the service's figure and ffmpeg 
 small ``.verified.json`` beside it records that, so a rerun (after a crash, or the same work
 again) skips it. The cache is the local side of the result store (:mod:`avatarpipe.batch.store`),
 which re-hashes a stored video against its recorded checksum before any reuse.
+
+A job asked for ``subtitleType: external_file`` writes each input's captions beside its video
+(``0001.vtt``): they are fetched into the cache beside the video (from the result folder: the
+sibling of the video's URL, or the destination container), checked to be WebVTT with at least
+one cue, and then found by :func:`avatarpipe.media.tracks.scene_cues`, which feeds the soft
+track, the burned captions and the published ``.vtt``/``.srt``.
 """
 
 from __future__ import annotations
@@ -27,10 +33,17 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from avatarpipe.batch.plan import PlannedJob
-from avatarpipe.errors import DownloadError, MediaError, ResultExpiredError
+from avatarpipe.errors import DownloadError, InvalidInputError, MediaError, ResultExpiredError
 from avatarpipe.hashing import file_digest
 from avatarpipe.media.ffmpeg import probe
-from avatarpipe.speech.models import BatchSynthesis, SummaryFile, SummaryResult, VideoFormat
+from avatarpipe.media.subtitles import parse_subtitles
+from avatarpipe.speech.models import (
+    BatchSynthesis,
+    SubtitleType,
+    SummaryFile,
+    SummaryResult,
+    VideoFormat,
+)
 from avatarpipe.speech.pipeline import ByteStream, safe_url
 
 __all__ = ["FetchedVideo", "Opener", "ResultApi", "download", "fetch_job", "part_path"]
@@ -341,6 +354,8 @@ def fetch_job(
                 data = _from_url(
                     api, job, lambda j: j.outputs.result if j.outputs else None, fetch, sized=True
                 )
+        if _wants_captions(job):
+            _fetch_captions(api, job, path, blob_stream if packed else None)
         entry = None
         if summary is not None and len(summary.results) >= number:
             entry = summary.results[number - 1]
@@ -379,6 +394,66 @@ def _summary(
         except DownloadError as exc:
             log.warning("no summary.json for %s: %s", job.id, exc)
     return _read_summary(path) if path.is_file() else None
+
+
+def _wants_captions(job: BatchSynthesis) -> bool:
+    return job.avatar_config.subtitle_type == SubtitleType.EXTERNAL_FILE
+
+
+def _sibling(url: str | None, name: str) -> str | None:
+    """The URL of ``name`` in the same result folder as ``url`` (same query string)."""
+    if not url:
+        return None
+    base, _, query = url.partition("?")
+    return base.rsplit("/", 1)[0] + "/" + name + (f"?{query}" if query else "")
+
+
+def _check_captions(part: Path, final: Path) -> None:
+    """Reject a caption download that is not WebVTT or whose cues cannot be read.
+
+    Raises:
+        DownloadError: It is not.
+    """
+    try:
+        text = part.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DownloadError(f"{final.name}: downloaded captions are not UTF-8 text") from exc
+    if not text.lstrip().startswith("WEBVTT"):
+        raise DownloadError(f"{final.name}: downloaded captions are not WebVTT")
+    if "-->" in text:  # a scene with nothing said has an empty (header-only) file
+        try:
+            parse_subtitles(text)
+        except InvalidInputError as exc:
+            raise DownloadError(f"{final.name}: downloaded captions are damaged") from exc
+
+
+def _fetch_captions(
+    api: ResultApi, job: BatchSynthesis, video: Path, blob_stream: Opener | None
+) -> Path:
+    """Fetch the ``.vtt`` the service wrote beside ``video`` (skipped when already verified).
+
+    Raises:
+        DownloadError: It is missing, unreadable or not WebVTT.
+        ResultExpiredError: Its URL kept expiring after several refreshes.
+    """
+    dest = video.with_suffix(".vtt")
+    if dest.is_file():
+        return dest
+
+    def check(part: Path) -> None:
+        _check_captions(part, dest)
+
+    if blob_stream is not None:
+        download(blob_stream, _relative(job, dest.name), dest, check=check)
+        return dest
+    _from_url(
+        api,
+        job,
+        lambda j: _sibling(j.outputs.result if j.outputs else None, dest.name),
+        lambda url, _size: download(api.stream, url, dest, shown=safe_url(url), check=check),
+        sized=False,
+    )
+    return dest
 
 
 def _relative(job: BatchSynthesis, name: str) -> str:

@@ -2,6 +2,8 @@
 
 It makes a valid file of the requested container, codec, bitrate and frame size with the fastest
 encoder settings, so the emulator works (and its tests run quickly) without the real renderer.
+For ``subtitleType: external_file`` it writes ``<stem>.vtt`` beside the video as the service
+does (one cue: the whole text over the whole video).
 """
 
 from __future__ import annotations
@@ -126,9 +128,24 @@ class PlaceholderRenderer:
         ]
         run_ffmpeg(args, what=f"placeholder render of {stem}")
         tmp.replace(out)
+        extra: list[Path] = []
+        if spec.subtitle_type == "external_file":  # the service writes <stem>.vtt beside it
+            vtt = out_dir / f"{stem}.vtt"
+            end = max(1, round(duration * 1000) - 1)
+            text = " ".join(spoken_text(spec).split()) or "..."
+            vtt.write_text(f"WEBVTT\n\n00:00:00.000 --> {_vtt_ts(end)}\n{text}\n", "utf-8")
+            extra.append(vtt)
         return RenderedInput(
             video=out,
             duration_ms=round(duration * 1000),
             size_bytes=out.stat().st_size,
             characters=len(spoken_text(spec)),
+            extra_files=extra,
         )
+
+
+def _vtt_ts(ms: int) -> str:
+    s, ms = divmod(ms, 1000)
+    m, s = divmod(s, 60)
+    h, m = divmod(m, 60)
+    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"

@@ -2,7 +2,9 @@
 
 A URL is ``{base}/results/batchsynthesis-output/{resource hex}/{job id}/{file}?sv=..&sr=b&sp=r
 &se=<unix expiry>&sig=<HMAC-SHA256>``; the signing key lives in the store, so URLs stay valid
-across a restart of the emulator.
+across a restart of the emulator. The signature covers the job's result folder, not one file,
+so the files the job wrote beside its video (``0001.vtt`` for ``subtitleType: external_file``,
+``0001.word.json``) are read with the video URL's query string.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ class ResultUrls:
         return f"/results/{RESULT_CONTAINER}/{self.core.resource_hex}/{quote(job_id)}/{quote(name)}"
 
     def _signature(self, path: str, expiry: int) -> str:
-        mac = hmac.new(self.core.secret, f"{path}\n{expiry}".encode(), hashlib.sha256).digest()
+        folder = path.rsplit("/", 1)[0]
+        mac = hmac.new(self.core.secret, f"{folder}\n{expiry}".encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
     def mint(self, job: Job, name: str, mint: bool = True) -> str:

@@ -37,6 +37,12 @@ class PostJob:
         threads: Encoder threads (``None``: ffmpeg's default, all cores).
         cache_dir: Where an intro/outro conformed to the scenes' stream parameters is kept, so it
             is encoded once for every run (``None``: a temporary folder, nothing is kept).
+        background: The script's background ``#RRGGBB[AA]``: fills the room a reframed variant
+            leaves above and below the presenter (``None``: the preset's ``pad_color``).
+        caption_files: The service's caption files the cues were read from (recorded in the
+            manifest with their checksums).
+        warnings: Lines already given to the user about this output (e.g. a script setting the
+            preset overrides), repeated in the manifest.
     """
 
     scenes: Sequence[Path]
@@ -51,6 +57,9 @@ class PostJob:
     timeout_s: float | None = 3600.0
     threads: int | None = None
     cache_dir: Path | None = None
+    background: str | None = None
+    caption_files: Sequence[Path] = ()
+    warnings: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,12 @@ class OutputResult:
             (``video``, ``audio``).
         video_reencoded_because: Why the picture was re-encoded (``None`` when it was copied).
         pass_outputs: How many outputs the ffmpeg pass that made this one wrote.
+        alpha: ``keep`` (the output is transparent), ``flatten`` (a transparent picture was
+            composited onto the preset's ``pad_color``) or ``None`` (the picture was opaque).
+        reframe: Where the service's picture sits in a reframed variant (``window`` of the
+            source, ``placed`` in the output, ``fill`` colour around it), or ``None``.
+        assets: Intro, outro, music, logo and caption files, each with role, path and sha256.
+        warnings: Lines the user should read (a preset that loses what the script asked for).
     """
 
     path: Path
@@ -120,6 +135,10 @@ class OutputResult:
     copied_streams: list[str] = field(default_factory=list)
     video_reencoded_because: str | None = None
     pass_outputs: int = 1
+    alpha: str | None = None
+    reframe: dict[str, Any] | None = None
+    assets: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_manifest(self) -> dict[str, Any]:
         """Return a JSON-safe summary for ``manifest.json``."""
@@ -139,6 +158,14 @@ class OutputResult:
                 "fps": video.fps if video else None,
                 "copied": "video" in self.copied_streams,
                 "reencoded_because": self.video_reencoded_because,
+                "alpha": (
+                    {"keep": "kept", "flatten": f"flattened onto {self.preset.pad_color}"}.get(
+                        self.alpha
+                    )
+                    if self.alpha
+                    else None
+                ),
+                "reframe": self.reframe,
             },
             "audio": {
                 "codec": audio.codec if audio else None,
@@ -170,5 +197,7 @@ class OutputResult:
             "subtitles": [str(p) for p in self.subtitle_files],
             "thumbnail": str(self.thumbnail) if self.thumbnail else None,
             "contact_sheet": str(self.contact_sheet) if self.contact_sheet else None,
+            "assets": [dict(a) for a in self.assets],
+            "warnings": list(self.warnings),
             "elapsed_s": round(self.elapsed_s, 3),
         }

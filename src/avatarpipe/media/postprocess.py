@@ -24,6 +24,7 @@ carries a final name (and no debris stays behind).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import tempfile
 import time
@@ -42,7 +43,7 @@ from avatarpipe.media.ffmpeg import MediaInfo, run_ffmpeg
 from avatarpipe.media.images import temp_name
 from avatarpipe.media.job import OutputResult, PartInfo, PostJob
 from avatarpipe.media.loudness import Loudness
-from avatarpipe.media.parts import DAMAGE_MARKERS, Probes, collect_parts
+from avatarpipe.media.parts import DAMAGE_MARKERS, Part, Probes, collect_parts
 from avatarpipe.media.presets import Preset
 from avatarpipe.media.render_pass import OutputPlan, run_pass
 from avatarpipe.media.subtitles import (
@@ -53,6 +54,7 @@ from avatarpipe.media.subtitles import (
     to_vtt,
 )
 from avatarpipe.media.verify import read_back, remove
+from avatarpipe.media.video_pass import Placement, placement
 
 __all__ = [
     "OutputResult",
@@ -65,6 +67,8 @@ __all__ = [
     "render_output",
     "render_outputs",
 ]
+
+log = logging.getLogger(__name__)
 
 
 def _inputs_key(job: PostJob) -> tuple[Any, ...]:
@@ -108,6 +112,8 @@ def _plan(job: PostJob, probes: Probes) -> OutputPlan:
         t += part.duration_s
     cues = _cues(job, parts, starts)
     want_subs = bool(cues) and p.subtitles != "none"
+    transparent = any(part.info.video is not None and part.info.video.alpha for part in parts)
+    alpha = ("keep" if p.carries_alpha else "flatten") if transparent else None
     finals: dict[str, Path | None] = {
         "video": out,
         "thumb": out.with_suffix(".poster.png") if p.thumbnail else None,
@@ -127,8 +133,57 @@ def _plan(job: PostJob, probes: Probes) -> OutputPlan:
         copy=None,
         reencode_reason=None,
         copy_audio=False,
+        alpha=alpha,
+        caption_margin_pct=_caption_margin(p, parts) if want_subs else None,
         finals=finals,
         temps={k: temp_name(v) if v is not None else None for k, v in finals.items()},
+    )
+
+
+def _scene_placement(p: Preset, parts: Sequence[Part]) -> Placement:
+    """Where scene 1's picture goes in the output (its placement stands for every scene's)."""
+    v = next(part for part in parts if part.role.startswith("scene")).info.video
+    assert v is not None and v.width and v.height
+    return placement(p, v.width, v.height)
+
+
+def _caption_margin(p: Preset, parts: Sequence[Part]) -> float | None:
+    """A bottom margin that puts burned captions in the band below a reframed picture.
+
+    A 9:16 variant has the script's background below the presenter: captions go there, not
+    over the chest. ``None`` (the preset's margin) when there is no band tall enough.
+    """
+    if p.fit != "crop":
+        return None
+    place = _scene_placement(p, parts)
+    band = p.height - (place.y + place.height)
+    style = p.subtitle_style
+    block = style.max_lines * p.height * style.size_pct / 100 * 1.25
+    if band < block:
+        return None
+    return max(0.5, float(band - block) / 2 / p.height * 100)
+
+
+def _picture_reasons(plan: OutputPlan) -> str | None:
+    """Why this output's picture differs from the service's (reframed, alpha), if it does."""
+    p, reasons = plan.preset, []
+    if p.fit == "crop" and _scene_placement(p, plan.parts).window is not None:
+        reasons.append(f"the picture is reframed around the presenter for {p.aspect}")
+    if plan.alpha == "keep":
+        reasons.append(f"the transparent picture is re-encoded with its alpha ({p.video_codec})")
+    elif plan.alpha == "flatten":
+        reasons.append(f"the transparent picture is flattened onto {p.pad_color}")
+    return "; ".join(reasons) or None
+
+
+def _flatten_warning(plan: OutputPlan) -> str | None:
+    if plan.alpha != "flatten":
+        return None
+    p = plan.preset
+    return (
+        f"{plan.job.out_path.name}: preset {p.name} ({p.video_codec} in {p.container}) carries no "
+        f"alpha: the transparent picture is flattened onto {p.pad_color} "
+        "(use web-transparent or editor-prores to keep it)"
     )
 
 
@@ -160,7 +215,12 @@ def _decide(plans: list[OutputPlan], work: Path) -> None:
                     p, job.music, plan.parts, what=job.out_path.name, timeout=job.timeout_s
                 )
             plan.loudness = LoudnessPlan.decide(p, measured[key])
-        why = picture_blocker(p, logo=job.logo is not None, burns=plan.burn)
+        why = _picture_reasons(plan) or picture_blocker(
+            p, logo=job.logo is not None, burns=plan.burn
+        )
+        warning = _flatten_warning(plan)
+        if warning:
+            log.warning("%s", warning)
         if why is None:
             shape = (p.video_codec, p.width, p.height, p.fps, p.video_bitrate_kbps)
             if shape not in sources:
@@ -198,6 +258,7 @@ def _finish(
         tmp = plan.temps[kind]
         if tmp is not None:
             tmp.write_text(render(plan.cues), encoding="utf-8")
+    assets = _assets(plan)
     out = Path(job.out_path)
     copied = (["video"] if plan.copy is not None else []) + (["audio"] if plan.copy_audio else [])
     renames = [
@@ -228,8 +289,50 @@ def _finish(
         copied_streams=copied,
         video_reencoded_because=plan.reencode_reason,
         pass_outputs=n,
+        alpha=plan.alpha,
+        reframe=_reframe(plan),
+        assets=assets,
+        warnings=[*job.warnings, *[w for w in [_flatten_warning(plan)] if w]],
     )
     return result, renames
+
+
+def _asset(role: str, path: Path, shown: Path | None = None) -> dict[str, Any]:
+    return {
+        "role": role,
+        "path": str(shown or path),
+        "sha256": file_digest(path),
+        "size_bytes": path.stat().st_size,
+    }
+
+
+def _assets(plan: OutputPlan) -> list[dict[str, Any]]:
+    """Every file that went into or beside the output, with its checksum (for the manifest)."""
+    job = plan.job
+    out: list[dict[str, Any]] = []
+    for role in ("intro", "outro", "music", "logo"):
+        path = getattr(job, role)
+        if path is not None:
+            out.append(_asset(role, Path(path)))
+    out.extend(_asset("scene captions", Path(p)) for p in job.caption_files if Path(p).is_file())
+    for kind in ("srt", "vtt"):
+        tmp, final = plan.temps[kind], plan.finals[kind]
+        if tmp is not None and final is not None:
+            out.append(_asset(f"captions ({kind})", tmp, final))
+    return out
+
+
+def _reframe(plan: OutputPlan) -> dict[str, Any] | None:
+    """Where the service's picture sits in a reframed output (``None``: not reframed)."""
+    p = plan.preset
+    place = _scene_placement(p, plan.parts)
+    if p.fit != "crop" or place.window is None:
+        return None
+    return {
+        "window": list(place.window),
+        "placed": [place.x, place.y, place.width, place.height],
+        "fill": plan.job.background or p.pad_color,
+    }
 
 
 def render_outputs(jobs: Sequence[PostJob]) -> list[OutputResult]:

@@ -183,11 +183,17 @@ class Preset(_Strict):
         width: Output width in pixels (even).
         height: Output height in pixels (even).
         aspect: ``16:9``, ``9:16`` or ``1:1``; must match ``width``/``height``.
-        fit: ``pad`` (letterbox with ``pad_color``) or ``crop`` (fill, centre crop).
-        pad_color: Colour of the padding bars.
+        fit: ``crop`` (reframe to fill: a window around the presenter, any room left filled
+            with the script's background) or ``pad`` (letterbox the whole picture with
+            ``pad_color``).
+        pad_color: Colour of the letterbox bars, and what a transparent picture is flattened
+            onto when the preset's codec carries no alpha.
         fps: Output frame rate; every part is conformed to it.
         container: ``mp4``, ``mov``, ``mkv`` or ``webm``.
-        video_codec: ``h264``, ``hevc`` or ``vp9``.
+        video_codec: ``h264``, ``hevc``, ``vp9`` or ``prores`` (ProRes 4444, in ``mov``). A
+            transparent picture stays transparent with ``vp9`` (webm, mkv) and ``prores``
+            (mov); any other codec flattens it onto ``pad_color`` (a warning, and the manifest
+            says so).
         video_bitrate_kbps: Target video bitrate (VBV-capped); exclusive with ``crf``.
         crf: Constant quality; used when ``video_bitrate_kbps`` is not set.
         speed: Encoder speed/quality trade-off (x264/x265 ``-preset`` names).
@@ -216,11 +222,11 @@ class Preset(_Strict):
     width: int = Field(ge=16, le=7680)
     height: int = Field(ge=16, le=7680)
     aspect: Aspect
-    fit: Literal["pad", "crop"] = "pad"
+    fit: Literal["pad", "crop"] = "crop"
     pad_color: str = "#000000"
     fps: float = Field(25.0, gt=0.0, le=120.0)
     container: Literal["mp4", "mov", "mkv", "webm"] = "mp4"
-    video_codec: Literal["h264", "hevc", "vp9"] = "h264"
+    video_codec: Literal["h264", "hevc", "vp9", "prores"] = "h264"
     video_bitrate_kbps: int | None = Field(None, ge=50, le=200_000)
     crf: int | None = Field(None, ge=0, le=63)
     speed: Literal[
@@ -271,7 +277,16 @@ class Preset(_Strict):
             raise ValueError(
                 f"container {self.container} with vp9 is not supported; use webm or mkv"
             )
+        if self.video_codec == "prores" and self.container not in ("mov", "mkv"):
+            raise ValueError("video_codec prores needs container mov (or mkv)")
         return self
+
+    @property
+    def carries_alpha(self) -> bool:
+        """Whether this preset's codec and container keep a transparent picture transparent."""
+        return self.video_codec == "prores" or (
+            self.video_codec == "vp9" and self.container in ("webm", "mkv")
+        )
 
     @property
     def suffix(self) -> str:

@@ -37,6 +37,7 @@ from avatarpipe.media.presets import Preset
 from avatarpipe.media.subtitles import Cue, to_ass, to_srt
 from avatarpipe.media.video_pass import (
     ConformKey,
+    base_conform,
     conform_key,
     finish_conform,
     keyframe_sheet_branch,
@@ -71,6 +72,9 @@ class OutputPlan:
         copy: The copied picture, or ``None`` when re-encoded.
         reencode_reason: Why the picture is re-encoded (``None`` when copied).
         copy_audio: Whether the audio stream is copied too (nothing to do to it).
+        alpha: ``keep`` or ``flatten`` when the parts are transparent, else ``None``.
+        caption_margin_pct: Bottom margin of burned captions (set into the bottom band of a
+            reframed variant), ``None`` for the preset's.
         finals: Final names: video, poster, sheet, sidecar subtitles.
         temps: Temporary names of the same files (``None`` where a file is not made).
     """
@@ -86,6 +90,8 @@ class OutputPlan:
     copy: CopySource | None
     reencode_reason: str | None
     copy_audio: bool
+    alpha: str | None = None
+    caption_margin_pct: float | None = None
     finals: dict[str, Path | None] = field(default_factory=dict)
     temps: dict[str, Path | None] = field(default_factory=dict)
 
@@ -101,6 +107,14 @@ class OutputPlan:
             tuple(p.duration_s for p in self.parts),
             self.loudness,
         )
+
+
+def _decoder(part: Part, alpha: bool) -> dict[str, str]:
+    """Input options that decode ``part``'s alpha plane when some output needs it."""
+    v = part.info.video
+    if alpha and v is not None and v.alpha and v.codec == "vp9":
+        return {"c:v": "libvpx-vp9"}
+    return {}
 
 
 def _branches(stream: Any, n: int, *, audio: bool = False) -> Iterator[Any]:
@@ -119,8 +133,13 @@ def _reencoded_picture(
     for i, part in enumerate(plan.parts):
         v = part.info.video
         assert v is not None and v.width and v.height
-        key = conform_key(p, i, v.width, v.height)
-        videos.append(finish_conform(p, next(scaled[key]), part.duration_s))
+        key = conform_key(p, i, v.width, v.height, alpha=plan.alpha is not None)
+        videos.append(
+            finish_conform(
+                p, next(scaled[key]), part.duration_s, source=(v.width, v.height),
+                fill=plan.job.background, alpha=plan.alpha,
+            )
+        )  # fmt: skip
     video = videos[0] if len(videos) == 1 else ffmpeg.concat(*videos, v=1, a=0)
     if plan.job.logo is not None:
         video = logo_overlay(p, video, Path(plan.job.logo))
@@ -131,7 +150,8 @@ def _reencoded_picture(
             to_ass(
                 plan.cues, width=p.width, height=p.height, font=style.font,
                 size_pct=style.size_pct, color=style.color, outline_color=style.outline_color,
-                outline_px=style.outline_px, bold=style.bold, margin_pct=style.margin_pct,
+                outline_px=style.outline_px, bold=style.bold,
+                margin_pct=plan.caption_margin_pct or style.margin_pct,
             ),
             encoding="utf-8",
         )  # fmt: skip
@@ -190,7 +210,11 @@ def run_pass(
         MediaError: ffmpeg fails or reports damaged input (naming the part).
     """
     parts = plans[0].parts
-    inputs = [ffmpeg.input(str(part.path)) for part in parts]
+    # ffmpeg's own VP9 decoder drops the alpha plane; libvpx decodes it
+    inputs = [
+        ffmpeg.input(str(part.path), **_decoder(part, any(p.alpha for p in plans)))
+        for part in parts
+    ]
 
     # video: one shared fps+scale chain per (part, rate, size), split between its readers
     readers: Counter[ConformKey] = Counter()
@@ -199,10 +223,18 @@ def run_pass(
             for i, part in enumerate(plan.parts):
                 v = part.info.video
                 assert v is not None and v.width and v.height
-                readers[conform_key(plan.preset, i, v.width, v.height)] += 1
-    scaled = {
-        key: _branches(start_conform(inputs[key.part].video, key), n) for key, n in readers.items()
-    }
+                readers[
+                    conform_key(plan.preset, i, v.width, v.height, alpha=plan.alpha is not None)
+                ] += 1
+    # the frame-rate step is shared by every window and size of a part, split between them
+    bases: defaultdict[tuple[int, float, bool], list[ConformKey]] = defaultdict(list)
+    for key in readers:
+        bases[(key.part, key.fps, key.alpha)].append(key)
+    scaled: dict[ConformKey, Iterator[Any]] = {}
+    for keys in bases.values():
+        base = base_conform(inputs[keys[0].part].video, keys[0])
+        for key, branch in zip(keys, _branches(base, len(keys)), strict=True):
+            scaled[key] = _branches(start_conform(branch, key), readers[key])
 
     # audio: one chain per distinct setting, asplit between the outputs that use it
     users: defaultdict[tuple[Any, ...], list[OutputPlan]] = defaultdict(list)
@@ -210,12 +242,14 @@ def run_pass(
         if not plan.copy_audio:
             users[plan.audio_key()].append(plan)
     audio_for: dict[int, Any] = {}
+    # each input's audio is split between the audio settings that read it (one reader each)
+    heard = [
+        _branches(inp.audio, len(users), audio=True) if part.info.audio and users else None
+        for part, inp in zip(parts, inputs, strict=True)
+    ]
     for group in users.values():
         lead = group[0]
-        parts_audio = [
-            inp.audio if part.info.audio else None
-            for part, inp in zip(lead.parts, inputs, strict=True)
-        ]
+        parts_audio = [next(branch) if branch is not None else None for branch in heard]
         mix = audio_chain(lead.preset, lead.job.music, lead.parts, parts_audio)
         mix = lead.loudness.apply(lead.preset, mix)
         for plan, branch in zip(group, _branches(mix, len(group), audio=True), strict=True):
@@ -237,7 +271,11 @@ def run_pass(
             kwargs["vcodec"] = "copy"
         else:
             video = _reencoded_picture(plan, inputs, scaled, work)
-            kwargs.update(video_codec_args(p, per_encoder if encoders > 1 else threads))
+            kwargs.update(
+                video_codec_args(
+                    p, per_encoder if encoders > 1 else threads, alpha=plan.alpha == "keep"
+                )
+            )
         video, stills = _still_outputs(plan, video)
         if plan.copy_audio:
             streams: list[Any] = [video, inputs[0]["a:0"]]

@@ -4,7 +4,11 @@ The manifest names every scene (its SSML digest, the job that rendered it, the b
 the verified scene video) and every output (file names relative to the folder), so a folder
 can be audited or re-published without the Prefect database. Each output says which of its
 streams were copied from the service's video untouched (``copied_streams``, and
-``video.copied`` / ``video.reencoded_because``) and how many outputs its ffmpeg pass wrote.
+``video.copied`` / ``video.reencoded_because``), whether a transparent picture kept its alpha
+(``video.alpha``), where a reframed variant placed the picture (``video.reframe``), every asset
+that went into or beside it with its sha256 (``assets``: intro, outro, music, logo, the
+service's caption files and the published ``.vtt``/``.srt``), the warnings the user was given,
+and how many outputs its ffmpeg pass wrote.
 It holds no secret: the endpoint is a plain URL, and
 :func:`~avatarpipe.publish.folder.write_json_atomic` redacts on write.
 """
@@ -40,6 +44,9 @@ def output_entries(results: list[OutputResult]) -> list[dict[str, Any]]:
                 out[key] = Path(out[key]).name
         if isinstance(out.get("subtitles"), list):
             out["subtitles"] = [Path(p).name for p in out["subtitles"]]
+        for asset in out.get("assets") or []:
+            if str(asset.get("role", "")).startswith("captions"):
+                asset["path"] = Path(asset["path"]).name
     return outputs
 
 
