@@ -18,6 +18,7 @@ from avatarpipe.cli.common import (
     service_clients,
 )
 from avatarpipe.cli.display import console, stdout
+from avatarpipe.cli.jobs import print_jobs
 from avatarpipe.errors import AvatarpipeError
 
 __all__ = ["status"]
@@ -36,7 +37,6 @@ def status(
     service (AVATARPIPE_SPEECH_ENDPOINT; without it, the runs only) and the result store.
     """
     from avatarpipe.batch.estimate import Prices, stored_job_ids
-    from avatarpipe.cli.jobs import print_jobs
     from avatarpipe.resource.jobs import list_jobs
     from avatarpipe.resource.status import recent_runs, status_report
 
