@@ -334,6 +334,11 @@ def test_an_unreachable_endpoint_is_one_line(service: Service) -> None:
     assert f"{down} could not be reached" in _one_error_line(done.stdout + done.stderr)
     status = service.invoke("status", env={"AVATARPIPE_SPEECH_ENDPOINT": down})
     assert status.exit_code == 1 and down in _one_error_line(status.output)
+    # The resource commands share the same error path.
+    voices = service.invoke("voices", "list", env={"AVATARPIPE_SPEECH_ENDPOINT": down})
+    assert voices.exit_code == 1 and f"{down} could not be reached" in _one_error_line(
+        voices.output
+    )
 
 
 def test_a_deployment_run_is_refused_above_the_cost_limit_too(

@@ -12,8 +12,8 @@ from typing import Annotated
 
 import typer
 
+from avatarpipe.cli.common import fail, interactive_settings, service_clients
 from avatarpipe.cli.display import console, stdout
-from avatarpipe.cli.resource import fail, interactive_settings, resource_clients
 from avatarpipe.errors import AvatarpipeError, ConfigError
 
 __all__ = ["app"]
@@ -56,7 +56,7 @@ def list_() -> None:
     from avatarpipe.resource.avatars import list_emulator_avatars
 
     try:
-        with resource_clients() as clients:
+        with service_clients() as clients:
             if clients.admin is None:
                 stdout.print(
                     "Azure has no API to list custom avatars: Speech Studio shows them (Custom "
@@ -89,7 +89,7 @@ def deploy(
     from avatarpipe.resource.avatars import ensure_emulator_avatar
 
     try:
-        with resource_clients() as clients:
+        with service_clients() as clients:
             if clients.admin is None:
                 _steps("deploy", name)
                 return
@@ -112,7 +112,7 @@ def remove(name: NameArg) -> None:
     from avatarpipe.resource.avatars import remove_emulator_avatar
 
     try:
-        with resource_clients() as clients:
+        with service_clients() as clients:
             if clients.admin is None:
                 _steps("remove", name)
                 return
@@ -148,7 +148,7 @@ def check(
 
     try:
         conf = interactive_settings()
-        with resource_clients(conf) as clients:
+        with service_clients(conf) as clients:
             if clients.admin is not None:
                 state = check_emulator_avatar(clients.admin, name)
                 stdout.print(f"{name}: exists, {_hosting(state.deployment)}", soft_wrap=True)

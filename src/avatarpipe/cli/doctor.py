@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from avatarpipe.cli.common import fail, interactive_settings, service_clients
 from avatarpipe.cli.display import console, stdout
-from avatarpipe.cli.resource import fail, interactive_settings, resource_clients
 from avatarpipe.errors import AvatarpipeError
 from avatarpipe.settings import Settings
 
@@ -89,7 +89,7 @@ def doctor(
                     line += f" [dim]-> {escape(check.fix)}[/]"
                 stdout.print(line, soft_wrap=True)
 
-            with resource_clients(local) as clients:
+            with service_clients(local) as clients:
                 results = diagnose(
                     clients,
                     local,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
+from avatarpipe.cli.common import fail, load_scripts, print_json, run_settings
 from avatarpipe.cli.display import console, stdout
 from avatarpipe.errors import AvatarpipeError
 
@@ -124,16 +125,14 @@ def estimate(
     Also the requests the run needs and the time the request budget takes for them.
     AVATARPIPE_MAX_COST_PER_RUN makes `run` refuse a run estimated above it.
     """
-    from avatarpipe.cli.main import fail, load_scripts, run_settings
-
     try:
         conf = run_settings(None, out)
         scripts = load_scripts(script, csv)
         est = run_estimate(scripts, conf, delete_jobs=delete_jobs)
     except AvatarpipeError as exc:
-        raise fail(exc) from None
+        fail(exc)
     if as_json:
-        stdout.print_json(json.dumps(est.to_json()))
+        print_json(est.to_json())
         return
     print_estimate(est, conf.resolved_backend)
     if conf.max_cost_per_run is not None:

@@ -5,23 +5,28 @@ Formatting only: the operations are :mod:`avatarpipe.resource.jobs`.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from avatarpipe.cli.common import (
+    JSON_OPTION,
+    fail,
+    interactive_settings,
+    print_json,
+    service_clients,
+)
 from avatarpipe.cli.display import stdout
-from avatarpipe.errors import AvatarpipeError, ConfigError
+from avatarpipe.errors import AvatarpipeError
 
 if TYPE_CHECKING:
     from avatarpipe.resource.jobs import JobAction, JobRow
     from avatarpipe.settings import Settings
     from avatarpipe.speech.batch_avatar import BatchAvatarClient
 
-__all__ = ["app", "fail_service", "ops_settings", "print_jobs", "service"]
+__all__ = ["app", "print_jobs"]
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -35,53 +40,29 @@ app = typer.Typer(
     ),
 )
 
+T = TypeVar("T")
+_FORCE = typer.Option(help="Also delete succeeded jobs whose videos are not stored locally.")
 _OUT = typer.Option("--out", help="Output root with the result store (default: outputs/).")
-_JSON = typer.Option("--json", help="Print JSON (for scripts).")
-
-
-def ops_settings(out: Path | None) -> Settings:
-    """The settings of an operation on the service: an endpoint is required, retries are short.
-
-    Raises:
-        ConfigError: A setting is invalid, the endpoint is not set, or Azure lacks credentials.
-    """
-    from avatarpipe.cli.main import check_azure, run_settings
-
-    conf = run_settings(None, out)
-    if not conf.speech_endpoint:
-        raise ConfigError(
-            "AVATARPIPE_SPEECH_ENDPOINT is not set: jobs live on a Speech resource; set it (for a "
-            "local emulator: `avatarpipe emulator serve --port 8765`, then "
-            "AVATARPIPE_SPEECH_ENDPOINT=http://127.0.0.1:8765 AVATARPIPE_BACKEND=emulator)"
-        )
-    check_azure(conf)
-    # One-off commands: fail within seconds when the endpoint cannot be reached.
-    return conf.model_copy(
-        update={
-            "max_attempts": min(conf.max_attempts, 3),
-            "max_retry_time_s": min(conf.max_retry_time_s, 20.0),
-            "connect_timeout_s": min(conf.connect_timeout_s, 10.0),
-        }
-    )
-
-
-@contextmanager
-def service(conf: Settings) -> Iterator[BatchAvatarClient]:
-    """The batch avatar client of the configured resource.
-
-    Raises:
-        ConfigError: The auth settings do not fit the endpoint.
-    """
-    from avatarpipe.connect import open_speech
-
-    with open_speech(conf) as clients:
-        yield clients.batch
 
 
 def _stored(conf: Settings) -> set[str]:
     from avatarpipe.batch.estimate import stored_job_ids
 
     return stored_job_ids(conf)
+
+
+def _on_service(out: Path | None, operation: Callable[[Settings, BatchAvatarClient], T]) -> T:
+    """Run ``operation`` with the settings and the batch client; a failure is one error line.
+
+    Raises:
+        typer.Exit: The settings, the endpoint or the operation failed (after ``error:``).
+    """
+    try:
+        conf = interactive_settings(out)
+        with service_clients(conf) as clients:
+            return operation(conf, clients.batch)
+    except AvatarpipeError as exc:
+        fail(exc)
 
 
 def _age(seconds: float | None) -> str:
@@ -113,7 +94,7 @@ def print_jobs(rows: list[JobRow]) -> None:
 
 def _print_actions(actions: list[JobAction], as_json: bool) -> None:
     if as_json:
-        stdout.print_json(json.dumps([a.to_json() for a in actions]))
+        print_json([a.to_json() for a in actions])
         return
     for a in actions:
         stdout.print(
@@ -123,31 +104,10 @@ def _print_actions(actions: list[JobAction], as_json: bool) -> None:
     stdout.print(f"{deleted} deleted, {len(actions) - deleted} kept", markup=False, soft_wrap=True)
 
 
-def fail_service(exc: AvatarpipeError) -> typer.Exit:
-    """Print an error as one line (naming the endpoint when it could not be reached)."""
-    from avatarpipe.cli.main import fail
-    from avatarpipe.errors import ServiceRequestError
-    from avatarpipe.settings import load_settings
-
-    if isinstance(exc, ServiceRequestError):
-        try:
-            endpoint = load_settings().speech_endpoint
-        except ConfigError:
-            endpoint = None
-        exc = ServiceRequestError(
-            f"the Speech endpoint {endpoint} could not be reached ({exc.message}); check "
-            "AVATARPIPE_SPEECH_ENDPOINT and that the service (or emulator) is up"
-        )
-    return fail(exc)
-
-
-_fail = fail_service
-
-
 @app.command(name="list")
 def list_command(
     out: Annotated[Path | None, _OUT] = None,
-    as_json: Annotated[bool, _JSON] = False,
+    as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """List every job of the resource, newest first: state, age, billed seconds, cost, stored.
 
@@ -156,14 +116,12 @@ def list_command(
     from avatarpipe.batch.estimate import Prices
     from avatarpipe.resource.jobs import list_jobs
 
-    try:
-        conf = ops_settings(out)
-        with service(conf) as api:
-            rows = list_jobs(api, prices=Prices.from_settings(conf), stored=_stored(conf))
-    except AvatarpipeError as exc:
-        raise _fail(exc) from None
+    rows = _on_service(
+        out,
+        lambda conf, api: list_jobs(api, prices=Prices.from_settings(conf), stored=_stored(conf)),
+    )
     if as_json:
-        stdout.print_json(json.dumps([r.to_json() for r in rows]))
+        print_json([r.to_json() for r in rows])
         return
     print_jobs(rows)
     stdout.print(f"{len(rows)} job(s)", markup=False, soft_wrap=True)
@@ -178,14 +136,12 @@ def show(
     from avatarpipe.batch.estimate import Prices
     from avatarpipe.resource.jobs import job_row
 
-    try:
-        conf = ops_settings(out)
-        with service(conf) as api:
-            view = api.get_synthesis(job_id)
-    except AvatarpipeError as exc:
-        raise _fail(exc) from None
-    row = job_row(view, prices=Prices.from_settings(conf), stored=_stored(conf))
-    stdout.print_json(json.dumps({**row.to_json(), "last_action": _iso(view)}))
+    def shown(conf: Settings, api: BatchAvatarClient) -> dict[str, Any]:
+        view = api.get_synthesis(job_id)
+        row = job_row(view, prices=Prices.from_settings(conf), stored=_stored(conf))
+        return {**row.to_json(), "last_action": _iso(view)}
+
+    print_json(_on_service(out, shown))
 
 
 def _iso(view: object) -> str | None:
@@ -201,23 +157,16 @@ def cancel(
     """Cancel a job that has not finished (the API has no cancel: this deletes it)."""
     from avatarpipe.resource.jobs import cancel_job
 
-    try:
-        conf = ops_settings(out)
-        with service(conf) as api:
-            action = cancel_job(api, job_id)
-    except AvatarpipeError as exc:
-        raise _fail(exc) from None
+    action = _on_service(out, lambda _conf, api: cancel_job(api, job_id))
     _print_actions([action], False)
 
 
 @app.command()
 def delete(
     job_ids: Annotated[list[str], typer.Argument(help="The jobs to delete.")],
-    force: Annotated[
-        bool, typer.Option(help="Also delete succeeded jobs whose videos are not stored locally.")
-    ] = False,
+    force: Annotated[bool, _FORCE] = False,
     out: Annotated[Path | None, _OUT] = None,
-    as_json: Annotated[bool, _JSON] = False,
+    as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Delete finished jobs and their results on the service.
 
@@ -226,13 +175,12 @@ def delete(
     """
     from avatarpipe.resource.jobs import delete_jobs
 
-    try:
-        conf = ops_settings(out)
-        with service(conf) as api:
-            views = [api.get_synthesis(job_id) for job_id in job_ids]
-            actions = delete_jobs(api, views, stored=_stored(conf), force=force)
-    except AvatarpipeError as exc:
-        raise _fail(exc) from None
+    actions = _on_service(
+        out,
+        lambda conf, api: delete_jobs(
+            api, [api.get_synthesis(j) for j in job_ids], stored=_stored(conf), force=force
+        ),
+    )
     _print_actions(actions, as_json)
 
 
@@ -241,11 +189,9 @@ def prune(
     older_than: Annotated[
         str, typer.Option(help="Only jobs created longer ago than this: 7d, 12h, 30m, 2w.")
     ] = "7d",
-    force: Annotated[
-        bool, typer.Option(help="Also delete succeeded jobs whose videos are not stored locally.")
-    ] = False,
+    force: Annotated[bool, _FORCE] = False,
     out: Annotated[Path | None, _OUT] = None,
-    as_json: Annotated[bool, _JSON] = False,
+    as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Delete the finished jobs older than --older-than (7 days by default).
 
@@ -256,9 +202,9 @@ def prune(
 
     try:
         age = parse_age(older_than)
-        conf = ops_settings(out)
-        with service(conf) as api:
-            actions = prune_jobs(api, age, stored=_stored(conf), force=force)
     except AvatarpipeError as exc:
-        raise _fail(exc) from None
+        fail(exc)
+    actions = _on_service(
+        out, lambda conf, api: prune_jobs(api, age, stored=_stored(conf), force=force)
+    )
     _print_actions(actions, as_json)

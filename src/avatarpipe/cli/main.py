@@ -16,12 +16,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from avatarpipe.cli.avatars import app as avatars_app
+from avatarpipe.cli.common import check_azure, fail, load_scripts, run_settings
 from avatarpipe.cli.display import Display, console, quiet_prefect_console, stdout
 from avatarpipe.cli.doctor import doctor
 from avatarpipe.cli.estimate import estimate as estimate_command
@@ -32,13 +32,9 @@ from avatarpipe.cli.serve import serve
 from avatarpipe.cli.status import status as status_command
 from avatarpipe.cli.teardown import teardown as teardown_command
 from avatarpipe.cli.voices import app as voices_app
-from avatarpipe.connect import check_auth
-from avatarpipe.errors import AvatarpipeError, ConfigError
+from avatarpipe.errors import AvatarpipeError
 from avatarpipe.publish.folder import check_output_root
-from avatarpipe.settings import Settings, load_settings
-
-if TYPE_CHECKING:
-    from avatarpipe.scripts.model import Script
+from avatarpipe.settings import Settings
 
 __all__ = ["app", "main"]
 
@@ -54,26 +50,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-_TEARDOWNS = ("keep", "suspend-voice", "remove-avatar", "both")
-
-
-def fail(exc: AvatarpipeError) -> typer.Exit:
-    """Print an error as one line; return the ``typer.Exit`` to raise, with the error's code."""
-    console.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
-    return typer.Exit(exc.exit_code)
-
-
-def load_scripts(script: Path, csv: Path | None) -> list[Script]:
-    """Load a script, or a CSV's rows filling a template script.
-
-    Raises:
-        ScriptError: The script or the CSV is invalid (one line naming the file and place).
-    """
-    from avatarpipe.scripts.loader import load_bulk, load_script
-
-    if csv is not None:
-        return load_bulk(csv, script)
-    return [load_script(script)]
 
 
 @app.command()
@@ -94,7 +70,7 @@ def validate(
         for item in scripts:
             scene_inputs(item)  # renders and checks the SSML too
     except AvatarpipeError as exc:
-        raise fail(exc) from None
+        fail(exc)
     for item in scripts:
         stdout.print(
             f"ok: {item.slug}: {len(item.scenes)} scene(s), avatar {item.avatar.character}"
@@ -156,43 +132,6 @@ def _endpoint(conf: Settings) -> Iterator[str]:
         return
     with _embedded_emulator(conf) as url:
         yield url
-
-
-def run_settings(backend: str | None, out: Path | None, teardown: str = "keep") -> Settings:
-    """The settings of a run, with the command line's choices applied and checked.
-
-    Raises:
-        ConfigError: An option or a setting is invalid, or Azure lacks its endpoint or key.
-    """
-    overrides: dict[str, Any] = {}
-    if backend is not None:
-        if backend not in ("emulator", "azure"):
-            raise ConfigError(f"--backend: {backend!r} is not emulator or azure")
-        overrides["backend"] = backend
-    if out is not None:
-        overrides["output_dir"] = out
-    conf = load_settings(**overrides)
-    if teardown not in _TEARDOWNS:
-        raise ConfigError(
-            f"--teardown: {teardown!r} is not keep, suspend-voice, remove-avatar or both"
-        )
-    return conf
-
-
-def check_azure(conf: Settings) -> None:
-    """Fail early when the Azure backend lacks its endpoint or credentials.
-
-    Raises:
-        ConfigError: The endpoint is missing, or the auth cannot work (see ``check_auth``).
-    """
-    if conf.resolved_backend != "azure":
-        return
-    if not conf.speech_endpoint:
-        raise ConfigError(
-            "AVATARPIPE_SPEECH_ENDPOINT is not set: set it to https://<region>.api.cognitive."
-            "microsoft.com (or run with --backend emulator)"
-        )
-    check_auth(conf)
 
 
 @app.command()
@@ -262,7 +201,7 @@ def run(
 
             resource_file(conf)  # a missing resource file fails before anything starts
     except AvatarpipeError as exc:
-        raise fail(exc) from None
+        fail(exc)
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     display = Display(live=sys.stderr.isatty())
     chosen = conf.resolved_backend
@@ -305,7 +244,7 @@ def run(
                 str(csv) if csv else None,
             )
     except AvatarpipeError as exc:
-        raise fail(exc) from None
+        fail(exc)
     for item in published:
         for video in item.videos:
             stdout.print(f"video: {video}", soft_wrap=True)

@@ -5,13 +5,20 @@ Formatting only: the report is :mod:`avatarpipe.resource.status`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from avatarpipe.cli.common import (
+    JSON_OPTION,
+    fail,
+    interactive_settings,
+    print_json,
+    service_clients,
+)
 from avatarpipe.cli.display import console, stdout
+from avatarpipe.cli.jobs import print_jobs
 from avatarpipe.errors import AvatarpipeError
 
 __all__ = ["status"]
@@ -22,7 +29,7 @@ def status(
         Path | None, typer.Option("--out", help="Output root (default: outputs/).")
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="How many recent runs to show.")] = 10,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")] = False,
+    as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Show the recent runs and their jobs (state, age, billed seconds, cost), in flight, failed.
 
@@ -30,25 +37,22 @@ def status(
     service (AVATARPIPE_SPEECH_ENDPOINT; without it, the runs only) and the result store.
     """
     from avatarpipe.batch.estimate import Prices, stored_job_ids
-    from avatarpipe.cli.jobs import fail_service, ops_settings, print_jobs, service
-    from avatarpipe.cli.main import run_settings
     from avatarpipe.resource.jobs import list_jobs
     from avatarpipe.resource.status import recent_runs, status_report
 
     try:
-        conf = run_settings(None, out)
+        conf = interactive_settings(out)
         runs = recent_runs(conf.output_dir, limit=limit)
         stored = stored_job_ids(conf)
         rows = []
         if conf.speech_endpoint:
-            conf = ops_settings(out)
-            with service(conf) as api:
-                rows = list_jobs(api, prices=Prices.from_settings(conf), stored=stored)
+            with service_clients(conf) as clients:
+                rows = list_jobs(clients.batch, prices=Prices.from_settings(conf), stored=stored)
     except AvatarpipeError as exc:
-        raise fail_service(exc) from None
+        fail(exc)
     report = status_report(runs, rows, stored=len(stored), endpoint=conf.speech_endpoint)
     if as_json:
-        stdout.print_json(json.dumps(report.to_json()))
+        print_json(report.to_json())
         return
     if not conf.speech_endpoint:
         console.print("AVATARPIPE_SPEECH_ENDPOINT is not set: showing local runs only.")

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
+from avatarpipe.cli.common import fail, service_clients
 from avatarpipe.cli.display import stdout
-from avatarpipe.cli.resource import fail, resource_clients
 from avatarpipe.errors import AvatarpipeError
 
 __all__ = ["teardown"]
@@ -32,7 +32,7 @@ def teardown(
 
     both = not voice and not avatar
     try:
-        with resource_clients() as clients:
+        with service_clients() as clients:
             done, todo = stop_idle_hosting(clients, voices=voice or both, avatars=avatar or both)
     except AvatarpipeError as exc:
         fail(exc)

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from avatarpipe.cli.common import fail, service_clients
 from avatarpipe.cli.display import console, stdout
-from avatarpipe.cli.resource import fail, resource_clients
 from avatarpipe.errors import AvatarpipeError
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def list_() -> None:
     from avatarpipe.resource.voices import list_voice_endpoints
 
     try:
-        with resource_clients() as clients:
+        with service_clients() as clients:
             endpoints = list_voice_endpoints(clients.voice)
     except AvatarpipeError as exc:
         fail(exc)
@@ -66,36 +66,35 @@ def check(
     from avatarpipe.resource.voices import check_voice_endpoint
 
     try:
-        with resource_clients() as clients:
+        with service_clients() as clients:
             endpoint = check_voice_endpoint(clients.voice, deployment_id, name)
     except AvatarpipeError as exc:
         fail(exc)
     stdout.print(f"ok: {_line(endpoint)}", soft_wrap=True)
 
 
+def _change(deployment_id: str, suspend: bool) -> None:
+    """Suspend (or resume) an endpoint, then print its new line."""
+    from avatarpipe.resource.voices import resume_voice_endpoint, suspend_voice_endpoint
+
+    action = suspend_voice_endpoint if suspend else resume_voice_endpoint
+    try:
+        with service_clients() as clients:
+            endpoint = action(clients.voice, deployment_id)
+    except AvatarpipeError as exc:
+        fail(exc)
+    doing, done = ("suspending", "suspended") if suspend else ("resuming", "resumed")
+    console.print(f"{doing} takes a few minutes on Azure; `avatarpipe voices list` shows it")
+    stdout.print(f"{done}: {_line(endpoint)}", soft_wrap=True)
+
+
 @app.command()
 def suspend(deployment_id: IdArg) -> None:
     """Suspend an endpoint: no longer billed, keeps its id (a run resumes it, in minutes)."""
-    from avatarpipe.resource.voices import suspend_voice_endpoint
-
-    try:
-        with resource_clients() as clients:
-            endpoint = suspend_voice_endpoint(clients.voice, deployment_id)
-    except AvatarpipeError as exc:
-        fail(exc)
-    console.print("suspending takes a few minutes on Azure; `avatarpipe voices list` shows it")
-    stdout.print(f"suspended: {_line(endpoint)}", soft_wrap=True)
+    _change(deployment_id, suspend=True)
 
 
 @app.command()
 def resume(deployment_id: IdArg) -> None:
     """Resume a suspended endpoint (billed again once it runs)."""
-    from avatarpipe.resource.voices import resume_voice_endpoint
-
-    try:
-        with resource_clients() as clients:
-            endpoint = resume_voice_endpoint(clients.voice, deployment_id)
-    except AvatarpipeError as exc:
-        fail(exc)
-    console.print("resuming takes a few minutes on Azure; `avatarpipe voices list` shows it")
-    stdout.print(f"resumed: {_line(endpoint)}", soft_wrap=True)
+    _change(deployment_id, suspend=False)
