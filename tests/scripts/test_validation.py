@@ -7,9 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from avatarpipe.cli import app
 from avatarpipe.errors import InvalidInputError, ScriptError
 from avatarpipe.scripts import load_script
+from avatarpipe.scripts.loader import MAX_PROBLEMS_SHOWN
+from avatarpipe.scripts.templates import templates_root
+
+EXAMPLES = templates_root() / "scripts"
 
 Mutation = Callable[[dict[str, Any]], None]
 
@@ -495,3 +501,93 @@ def test_defaults_and_valid_combinations(
     assert script.scene_video(0).background == "transparent"
     one = script.scene_video(1)
     assert one.background is None and one.background_image == "https://cdn.example/bg.png"
+
+
+# --- every problem shown; a bulk template refused without its CSV ----------------------------
+
+
+def _error_lines(output: str) -> list[str]:
+    assert "Traceback" not in output
+    return [line for line in output.splitlines() if line.startswith("error:")]
+
+
+def test_validate_lists_every_problem_with_its_line(write_script: Callable[..., Path]) -> None:
+    text = """\
+title: Lines
+avatar: {character: lisa, style: casual-sitting}
+voice: {name: en-US-AvaMultilingualNeural}
+scenes:
+  - text: One.
+  - title: no body
+  - text: Three.
+    pause_after_ms: -5
+video: {format: avi}
+"""
+    result = CliRunner().invoke(app, ["validate", str(write_script(text))])
+    assert result.exit_code == 2, result.output
+    lines = _error_lines(result.output)
+    assert len(lines) == 3, result.output  # one line per problem, each naming field and line
+    by_field = {field: line for line in lines for field in FIELDS if f": {field}: " in line}
+    assert set(by_field) == set(FIELDS), result.output
+    for field, line in FIELDS.items():
+        assert f"(line {line})" in by_field[field], by_field[field]
+
+
+FIELDS = {"video.format": 9, "scenes[1].text": 6, "scenes[2].pause_after_ms": 8}
+
+
+def test_at_most_twenty_problems_are_listed_and_the_rest_counted(
+    base: dict[str, Any], write_script: Callable[..., Path]
+) -> None:
+    base["scenes"] = [{"text": "ok", "pause_after_ms": -1} for _ in range(25)]
+    with pytest.raises(ScriptError) as info:
+        load_script(write_script(base))
+    assert "(and 24 more)" in str(info.value)
+    notes = info.value.__notes__
+    assert len(notes) == MAX_PROBLEMS_SHOWN == 20
+    assert all(f"scenes[{i}].pause_after_ms" in notes[i - 1] for i in range(1, 20))
+    assert notes[-1].startswith("... and 5 more problem(s) not shown")
+
+
+def test_a_bulk_template_is_refused_without_its_csv(tmp_path: Path) -> None:
+    template = EXAMPLES / "greeting-template.yaml"
+    out = tmp_path / "out"
+    for command in (
+        ["validate", str(template)],
+        ["run", str(template), "--out", str(out)],
+    ):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 2, result.output
+        assert "ok:" not in result.output
+        lines = _error_lines(result.output)
+        assert len(lines) == 2, result.output  # the title and the scene text
+        assert "title: placeholder {{ name }} is only filled from a CSV row" in lines[0]
+        assert "(line 4)" in lines[0] and "--csv" in lines[0]
+        assert "scenes[0].text: placeholders {{ company }}, {{ name }}" in lines[1]
+        assert "(line 11)" in lines[1]
+    assert not out.exists(), "nothing is written for a template without its CSV"
+
+
+def test_literal_braces_in_a_plain_script_are_not_placeholders(
+    base: dict[str, Any], write_script: Callable[..., Path]
+) -> None:
+    base["scenes"][0]["text"] = "Type {{ and press enter."
+    assert load_script(write_script(base)).scenes[0].text == "Type {{ and press enter."
+
+
+def test_bulk_lists_the_problems_of_every_row(tmp_path: Path) -> None:
+    template = tmp_path / "t.yaml"
+    template.write_text(
+        "title: 'Hi {{ name }}'\nslug: hi\navatar: {character: lisa, style: casual-sitting}\n"
+        "voice: {name: en-US-AvaMultilingualNeural}\n"
+        "scenes:\n  - text: 'Hello {{ name }}'\n    pause_after_ms: '{{ pause }}'\n",
+        encoding="utf-8",
+    )
+    rows = tmp_path / "rows.csv"
+    rows.write_text("name,pause\nAda,-1\nGrace,10\nKat,-2\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["validate", str(template), "--csv", str(rows)])
+    assert result.exit_code == 2, result.output
+    lines = _error_lines(result.output)
+    assert len(lines) == 2, result.output
+    assert "row 1, line 2" in lines[0] and "row 3, line 4" in lines[1]
+    assert all("scenes[0].pause_after_ms" in line for line in lines)

@@ -22,7 +22,7 @@ from rich.markup import escape
 
 from avatarpipe.cli.display import console, stdout
 from avatarpipe.connect import SpeechClients, check_auth, open_speech
-from avatarpipe.errors import AvatarpipeError, ConfigError, ServiceRequestError
+from avatarpipe.errors import AvatarpipeError, ConfigError, ScriptError, ServiceRequestError
 from avatarpipe.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -48,10 +48,15 @@ _TEARDOWNS = ("keep", "suspend-voice", "remove-avatar", "both")
 def fail(exc: AvatarpipeError) -> NoReturn:
     """Print ``error: <one line>`` on stderr and exit with the error's exit code.
 
+    A script's further problems (notes of a :class:`ScriptError`) follow, one line each.
+
     Raises:
         typer.Exit: Always.
     """
     console.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
+    if isinstance(exc, ScriptError):
+        for note in getattr(exc, "__notes__", []):
+            console.print(f"[bold red]error:[/] {escape(str(note))}", soft_wrap=True)
     raise typer.Exit(exc.exit_code)
 
 

@@ -6,8 +6,13 @@ the field path (``scenes[3].text``), the YAML line when known, and the reason::
     talk.yaml: scenes[3].pause_after_ms: Input should be greater than or equal to 0 (line 14)
     talk.yaml: scnes: unknown key 'scnes'; did you mean 'scenes'? (line 5)
 
-The first problem is the message; when there are more, each further one is attached as a note
-(``exc.__notes__``, Python 3.11) and the message ends with ``(and N more)``.
+Every problem is reported, not only the first (up to :data:`MAX_PROBLEMS_SHOWN`): the first is the
+message; when there are more, each further one is attached as a note (``exc.__notes__``, Python
+3.11, one full line each, with its line number) and the message ends with ``(and N more)``. The
+CLI prints the message and every note, one line each.
+
+A script holding ``{{ placeholder }}`` fields is a bulk template: :func:`load_script` refuses it
+(one problem per placeholder field, with its line), since only :func:`load_bulk` can fill it.
 
 Bulk: :func:`load_bulk` fills a template script's string fields with each CSV row (Jinja2
 ``{{ column }}`` placeholders, sandboxed, unknown placeholders are errors) and returns one
@@ -34,12 +39,21 @@ from avatarpipe.scripts.model import RULE_ERROR, RULE_FIELD, Script, slugify
 from avatarpipe.scripts.sandbox import BoundedEnvironment, Limits, TemplateLimitError
 from avatarpipe.scripts.ssml import render_script_ssml
 
-__all__ = ["MAX_BULK_ROWS", "MAX_SCRIPT_BYTES", "field_path", "load_bulk", "load_script"]
+__all__ = [
+    "MAX_BULK_ROWS",
+    "MAX_PROBLEMS_SHOWN",
+    "MAX_SCRIPT_BYTES",
+    "field_path",
+    "load_bulk",
+    "load_script",
+]
 
 MAX_SCRIPT_BYTES = 5_000_000
 """Largest script or CSV file read."""
 MAX_BULK_ROWS = 10_000
 """Most rows in one bulk CSV."""
+MAX_PROBLEMS_SHOWN = 20
+"""Most problems one error lists (the rest are counted)."""
 _MAX_YAML_NODES = 200_000
 _SUB_LOC_RE = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
 
@@ -234,25 +248,52 @@ def _describe(error: ErrorDetails) -> tuple[Loc, str]:
     return path, f"{error['msg']}; got {_type_name(value)} {_short(value)}"
 
 
-def _validation_error(
+def _problems(
     exc: ValidationError, file: str, lines: _Lines, suffix: str = ""
-) -> ScriptError:
-    problems: list[tuple[str, str]] = []
+) -> list[ScriptError]:
+    """One :class:`ScriptError` per pydantic error, each with its line when known."""
+    problems: list[ScriptError] = []
     # An unknown key usually explains a "missing" one next to it (a typo): report it first.
     errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
     for error in errors:
         loc, message = _describe(error)
         line = lines.line(loc)
         where = f" (line {line})" if line is not None else ""
-        problems.append((field_path(loc), f"{message}{where}{suffix}"))
-    path, message = problems[0]
-    more = len(problems) - 1
-    first = ScriptError(
-        message + (f" (and {more} more)" if more else ""), file=file, field=path or None
+        problems.append(
+            ScriptError(f"{message}{where}{suffix}", file=file, field=field_path(loc) or None)
+        )
+    return problems
+
+
+def _combine(problems: list[ScriptError]) -> ScriptError:
+    """One error for several problems: the first as the message, the next ones as notes.
+
+    At most :data:`MAX_PROBLEMS_SHOWN` are listed; a last note counts the ones left out.
+    """
+    first = problems[0]
+    if len(problems) == 1:
+        return first
+    head = first.message
+    prefix = "".join(f"{part}: " for part in (first.file, first.field) if part)
+    combined = ScriptError(
+        f"{head.removeprefix(prefix)} (and {len(problems) - 1} more)",
+        file=first.file,
+        field=first.field,
     )
-    for other_path, other in problems[1:]:
-        first.add_note(f"{file}: {other_path}: {other}")
-    return first
+    for other in problems[1:MAX_PROBLEMS_SHOWN]:
+        combined.add_note(other.message)
+    if len(problems) > MAX_PROBLEMS_SHOWN:
+        combined.add_note(
+            f"... and {len(problems) - MAX_PROBLEMS_SHOWN} more problem(s) not shown; "
+            "fix these and validate again"
+        )
+    return combined
+
+
+def _validation_error(
+    exc: ValidationError, file: str, lines: _Lines, suffix: str = ""
+) -> ScriptError:
+    return _combine(_problems(exc, file, lines, suffix))
 
 
 def _validate(
@@ -285,10 +326,42 @@ def load_script(path: str | Path, *, check_ssml: bool = True) -> Script:
     path = Path(path)
     file = str(path)
     data, lines = _parse_yaml(_read_text(path), file)
+    unfilled = _unfilled(data, (), file, lines)
+    if unfilled:
+        raise _combine(unfilled)
     script = _validate(data, file, path.resolve().parent, lines).with_source(path.resolve())
     if check_ssml:
         render_script_ssml(script)
     return script
+
+
+def _unfilled(value: Any, loc: Loc, file: str, lines: _Lines) -> list[ScriptError]:
+    """The fields of a bulk template that hold ``{{ placeholders }}`` (nothing fills them here)."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _unfilled(v, (*loc, str(k)), file, lines)]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _unfilled(v, (*loc, i), file, lines)]
+    if not isinstance(value, str) or not any(t in value for t in ("{{", "{%")):
+        return []
+    try:
+        names = sorted(meta.find_undeclared_variables(_BULK_ENV.parse(value)))
+    except TemplateError:
+        return []  # not a template: literal braces in the text
+    if not names:
+        return []
+    line = lines.line(loc)
+    where = f" (line {line})" if line is not None else ""
+    shown = ", ".join("{{ " + name + " }}" for name in names)
+    return [
+        ScriptError(
+            f"{'placeholders' if len(names) > 1 else 'placeholder'} {shown} "
+            f"{'are' if len(names) > 1 else 'is'} only filled from a CSV row: this is a bulk "
+            "template; "
+            f"run it with --csv <rows.csv>{where}",
+            file=file,
+            field=field_path(loc) or None,
+        )
+    ]
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, int, dict[str, str]]]]:
@@ -357,6 +430,35 @@ def _fill(value: Any, row: dict[str, str], loc: Loc, fail: Any) -> Any:
     return value  # pragma: no cover - fail() always raises
 
 
+def _fill_row(
+    data: dict[str, Any],
+    row: dict[str, str],
+    number: int,
+    where: str,
+    csv_file: str,
+    base_dir: Path,
+    lines: _Lines,
+) -> Script:
+    """Fill the template with one CSV row and validate it.
+
+    Raises:
+        ScriptError: A placeholder names no column, or the filled script is invalid.
+    """
+
+    def fail(loc: Loc, message: str) -> None:
+        raise ScriptError(message + where, file=csv_file, field=field_path(loc) or None)
+
+    filled = _fill(data, row, (), fail)
+    if not (isinstance(data.get("slug"), str) and "{" in data["slug"]):
+        base = filled.get("slug")
+        base = slugify(base) if isinstance(base, str) else slugify(str(filled.get("title", "")))
+        suffix = slugify(row["id"]) if row.get("id", "").strip() else f"{number:03d}"
+        filled["slug"] = f"{base[: 63 - len(suffix)].rstrip('-')}-{suffix}"
+    elif isinstance(filled.get("slug"), str):
+        filled["slug"] = slugify(filled["slug"])
+    return _validate(filled, csv_file, base_dir, lines, where)
+
+
 def load_bulk(
     csv_path: str | Path, template_script_path: str | Path, *, check_ssml: bool = True
 ) -> list[Script]:
@@ -387,40 +489,35 @@ def load_bulk(
     data, lines = _parse_yaml(_read_text(template_path), template_file)
     _columns, rows = _read_csv(csv_path)
     base_dir = template_path.resolve().parent
-    slug_is_templated = isinstance(data.get("slug"), str) and "{" in data["slug"]
     scripts: list[Script] = []
+    problems: list[ScriptError] = []
     seen: dict[str, int] = {}
     for number, line_num, row in rows:
         where = f" (row {number}, line {line_num}; template {template_path.name})"
-
-        def fail(loc: Loc, message: str, _where: str = where) -> None:
-            raise ScriptError(message + _where, file=csv_file, field=field_path(loc) or None)
-
-        filled = _fill(data, row, (), fail)
-        if not slug_is_templated:
-            base = filled.get("slug")
-            base = slugify(base) if isinstance(base, str) else slugify(str(filled.get("title", "")))
-            suffix = slugify(row["id"]) if row.get("id", "").strip() else f"{number:03d}"
-            filled["slug"] = f"{base[: 63 - len(suffix)].rstrip('-')}-{suffix}"
-        elif isinstance(filled.get("slug"), str):
-            filled["slug"] = slugify(filled["slug"])
-        script = _validate(filled, csv_file, base_dir, lines, where).with_source(
-            template_path.resolve()
-        )
-        if script.slug in seen:
-            raise ScriptError(
-                f"slug {script.slug!r} repeats row {seen[script.slug]}; give rows distinct ids"
-                + where,
-                file=csv_file,
-                field="slug",
-            )
-        seen[script.slug] = number
-        if check_ssml:
-            try:
-                render_script_ssml(script)
-            except ScriptError as exc:
-                wrapped = ScriptError(f"{exc.message}{where}")
-                wrapped.file, wrapped.field = csv_file, exc.field
-                raise wrapped from None
+        try:
+            script = _fill_row(data, row, number, where, csv_file, base_dir, lines)
+            script = script.with_source(template_path.resolve())
+            if script.slug in seen:
+                raise ScriptError(
+                    f"slug {script.slug!r} repeats row {seen[script.slug]}; give rows distinct ids"
+                    + where,
+                    file=csv_file,
+                    field="slug",
+                )
+            seen[script.slug] = number
+            if check_ssml:
+                try:
+                    render_script_ssml(script)
+                except ScriptError as exc:
+                    wrapped = ScriptError(f"{exc.message}{where}")
+                    wrapped.file, wrapped.field = csv_file, exc.field
+                    raise wrapped from None
+        except ScriptError as exc:  # every row is checked: all problems are listed at once
+            problems.extend([exc, *(ScriptError(note) for note in getattr(exc, "__notes__", []))])
+            if len(problems) > MAX_PROBLEMS_SHOWN:
+                break
+            continue
         scripts.append(script)
+    if problems:
+        raise _combine(problems)
     return scripts
