@@ -101,17 +101,14 @@ def render_ssml(script: Script) -> list[RenderedScene]:
 @task(name="post-process", task_run_name="post-process-{label}", cache_policy=NO_CACHE)
 def post_process(jobs: list[PostJob], label: str) -> list[OutputResult]:
     """Render every output (one ffmpeg pass each, several at once)."""
-    results = process_outputs(jobs)
-    for result in results:
-        progress.report("postprocessed", result.path.name, size=result.size_bytes)
-    return results
+    return process_outputs(jobs)  # reports each video as its pass ends
 
 
 @task(name="join-scenes", task_run_name="join-{label}", cache_policy=NO_CACHE)
 def join_scenes(scenes: list[Path], out: Path, label: str) -> Path:
     """Join scenes without re-encoding (no post-processing preset)."""
     concat_copy(scenes, out)
-    progress.report("postprocessed", out.name, str(out))
+    progress.report("postprocessed", str(out))
     return out
 
 
@@ -226,6 +223,8 @@ def script_to_video(
     logger = get_run_logger()
     started = time.monotonic()
     scripts = load_scripts(script_path, csv_path)
+    videos = sum(len(s.post.variants) if opts.postprocess else 1 for s in scripts)
+    progress.report("videos", "", total=videos, scripts=len(scripts))
     per_script = {s.slug: render_ssml(s) for s in scripts}
     check_before_paying_task(opts.out_dir, scripts, opts.postprocess)
     # Every path (CLI, deployment) passes the cost limit before anything is paid for.

@@ -223,7 +223,7 @@ def submit_planned(
     def note(job: PlannedJob, view: BatchSynthesis, created: bool) -> None:
         seen[job.job_id] = (view, created)
         for item in job.inputs:
-            progress.report("submitted", item.key, job.job_id)
+            progress.report("submitted", item.key, job.job_id, job=job.job_id, created=int(created))
 
     def refused(job: PlannedJob, exc: PermanentServiceError) -> None:
         seen[job.job_id] = exc
@@ -278,7 +278,9 @@ def fetch_videos(
         )
         _store(results, job, planned, videos)
     for video in videos:
-        progress.report("downloaded", video.key, str(video.path), size=video.size_bytes)
+        progress.report(
+            "downloaded", video.key, str(video.path), job=video.job_id, size=video.size_bytes
+        )
     return videos
 
 
@@ -455,7 +457,7 @@ class SynthesisRun:
         self.records[at.job_id] = failed
         self.failures.append(failed)
         for item in at.inputs:
-            progress.report("failed", item.key, failed.error)
+            progress.report("failed", item.key, failed.error, job=at.job_id)
         self.steps.logger.error("job %s failed in an earlier run: %s", at.job_id, failed.error)
         return None
 
@@ -488,7 +490,10 @@ class SynthesisRun:
                     downloaded=False,
                 )
             )
-            progress.report("downloaded", keys[video.index], "verified in the store")
+            progress.report("reused", keys[video.index], job.job_id, job=job.job_id)
+            progress.report(
+                "downloaded", keys[video.index], "verified in the store", job=job.job_id
+            )
         self.records[job.job_id] = JobRecord(
             job_id=job.job_id,
             scene_keys=list(keys.values()),
@@ -531,7 +536,7 @@ class SynthesisRun:
                 self.records[job_id] = record
                 self.failures.append(record)
                 for item in job.inputs:
-                    progress.report("failed", item.key, outcome.message)
+                    progress.report("failed", item.key, outcome.message, job=job_id)
                 continue
             view, was_created = outcome
             self.created[job_id] = was_created
@@ -551,8 +556,9 @@ class SynthesisRun:
         stage = {Status.RUNNING: "rendering", Status.SUCCEEDED: "rendered"}.get(
             view.status or Status.NOT_STARTED, "queued"
         )
-        for item in self.by_id[view.id].inputs:
-            progress.report(stage, item.key, view.id)
+        if view.status != Status.FAILED:  # a failure is reported by final(), unless resubmitted
+            for item in self.by_id[view.id].inputs:
+                progress.report(stage, item.key, view.id, job=view.id)
         self.steps.logger.info("job %s: %s", view.id, view.status.value if view.status else "?")
 
     def final(self, job_id: str, view: BatchSynthesis | None) -> list[str]:
@@ -589,7 +595,7 @@ class SynthesisRun:
         if not transient:
             record.error = f"{record.error or 'failed'} ({_PERMANENT_FIX})"
         for item in job.inputs:
-            progress.report("failed", item.key, record.error or "vanished")
+            progress.report("failed", item.key, record.error or "vanished", job=job_id)
         self.failures.append(record)
         return []
 
@@ -738,7 +744,8 @@ def run_synthesis(
     """
     planned = plan_request(request, pack=store is not None)
     total = len(request.inputs)
-    progress.report("planned", "", f"{total} videos in {len(planned)} jobs", total=total)
+    clips = f"{total} clip{'s' * (total != 1)} in {len(planned)} job{'s' * (len(planned) != 1)}"
+    progress.report("planned", request.label, clips, total=total, jobs=len(planned))
     steps.logger.info("planned %d videos in %d jobs", total, len(planned))
     run = SynthesisRun(
         request,

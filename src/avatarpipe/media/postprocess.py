@@ -29,12 +29,13 @@ import os
 import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import ffmpeg
 
+from avatarpipe import progress
 from avatarpipe.errors import MediaError
 from avatarpipe.hashing import file_digest
 from avatarpipe.media.audio_pass import AudioKey, LoudnessPlan, measure_mix
@@ -521,6 +522,13 @@ def default_parallelism(n_jobs: int) -> int:
     return max(1, min(n_jobs, max(2, cpus // 2)))
 
 
+def _report_pass(future: Future[list[OutputResult]]) -> None:
+    """Report a pass's outputs as soon as it finished (progress)."""
+    if not future.cancelled() and future.exception() is None:
+        for result in future.result():
+            progress.report("postprocessed", str(result.path), size=result.size_bytes)
+
+
 def process_outputs(jobs: Sequence[PostJob], max_parallel: int | None = None) -> list[OutputResult]:
     """Render many outputs: one pass per set of inputs, passes side by side.
 
@@ -558,6 +566,8 @@ def process_outputs(jobs: Sequence[PostJob], max_parallel: int | None = None) ->
         futures = [
             (idx, pool.submit(render_outputs, [jobs[i] for i in idx])) for idx in groups.values()
         ]
+        for _, future in futures:
+            future.add_done_callback(_report_pass)
         errors = [f.exception() for _, f in futures]
     for err in errors:
         if err is not None:
