@@ -8,8 +8,9 @@ AZURITE := $(AZURITE_DIR)/node_modules/.bin/azurite-blob
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 PYTEST_ARGS ?=
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help setup uv azurite demo test lint fmt bench up down clean
+.PHONY: help setup uv azurite chromium demo test lint fmt bench up down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -23,10 +24,15 @@ setup: uv ## create .venv from uv.lock (frozen)
 azurite: ## install Azurite (the Blob Storage emulator) from npm into .tools/
 	@test -x $(AZURITE) || npm install --prefix $(AZURITE_DIR) azurite@3 --no-audit --no-fund --silent
 
+chromium: ## install Chromium (Debian package; the review-page tests play videos in it) when missing
+	@test -x /usr/bin/chromium || { echo "installing chromium with apt-get"; \
+		$(SUDO) apt-get update -qq >/dev/null && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 demo: setup ## render the example product-update script on the embedded emulator
 	@$(UV) run --frozen avatarpipe run templates/scripts/product-update.yaml
 
-test: setup azurite ## run the whole test suite
+test: setup azurite chromium ## run the whole test suite
 	@$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 lint: setup ## ruff check, ruff format --check, mypy --strict

@@ -26,6 +26,7 @@ from avatarpipe.media.postprocess import OutputResult, PostJob, concat_copy, pro
 from avatarpipe.publish.blob import ensure_container
 from avatarpipe.publish.folder import RunDirectory, check_output_root, new_run_id
 from avatarpipe.publish.release import PublishedVideo, release
+from avatarpipe.publish.review import write_bulk_page
 from avatarpipe.publish.variants import joined_path, output_jobs
 from avatarpipe.scripts.jobs import (
     RenderedScene,
@@ -278,6 +279,13 @@ def script_to_video(
             payload={"folder": item.folder, "videos": [Path(v).name for v in item.videos]},
         )
         logger.info("published %s", item.folder)
+    if csv_path:  # one page listing every row's videos, beside the rows' folders
+        write_bulk_page(
+            Path(opts.out_dir),
+            run_id,
+            [Path(item.folder) for item in published],
+            f"{Path(script_path).name} x {Path(csv_path).name}",
+        )
     report_run(published, outcome, store)
     _teardown(opts.teardown, scripts, target, voices)
     return published

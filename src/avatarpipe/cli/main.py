@@ -245,10 +245,16 @@ def run(
             )
     except AvatarpipeError as exc:
         fail(exc)
+    from avatarpipe.publish.review import REVIEW_PAGE, bulk_page_path
+
     for item in published:
         for video in item.videos:
             stdout.print(f"video: {video}", soft_wrap=True)
         stdout.print(f"manifest: {item.manifest}", soft_wrap=True)
+        stdout.print(f"review: {Path(item.folder) / REVIEW_PAGE}", soft_wrap=True)
+    if csv is not None and published:
+        page = bulk_page_path(conf.output_dir, Path(published[0].folder).name)
+        stdout.print(f"review: {page} (every row)", soft_wrap=True)
     for line in torn_down:
         stdout.print(f"teardown: {line}", soft_wrap=True)
     print_billed([Path(item.manifest) for item in published])

@@ -1,4 +1,4 @@
-"""Releasing one script's staged run: manifest written, folder renamed into place, blobs uploaded.
+"""Releasing one script's staged run: manifest and review page, folder renamed, blobs uploaded.
 
 Until :func:`release` commits the run folder nothing carries its final name; once it returns,
 the folder is complete and (with a container configured) uploaded under ``<slug>/<run-id>/``.
@@ -13,6 +13,7 @@ from avatarpipe.media.postprocess import OutputResult
 from avatarpipe.publish.blob import publish_blobs
 from avatarpipe.publish.folder import RunDirectory
 from avatarpipe.publish.manifest import build_manifest, joined_entry, output_entries
+from avatarpipe.publish.review import write_review_page
 from avatarpipe.publish.variants import joined_path
 from avatarpipe.scripts.jobs import RenderedScene
 from avatarpipe.scripts.model import Script
@@ -48,7 +49,7 @@ def release(
     timings: dict[str, float],
     estimate: dict[str, float] | None = None,
 ) -> PublishedVideo:
-    """Write the manifest, commit the run folder and upload it to the container.
+    """Write the manifest and the review page, commit the run folder and upload it.
 
     Args:
         script: The script.
@@ -86,6 +87,7 @@ def release(
         timings=timings,
         estimate=estimate,
     )
+    write_review_page(run_dir.staging, manifest)  # committed with the rest of the folder
     final = run_dir.commit(manifest)
     files = sorted(p for p in final.iterdir() if p.is_file())
     blob_names = []
