@@ -8,6 +8,7 @@ AZURITE := $(AZURITE_DIR)/node_modules/.bin/azurite-blob
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 PYTEST_ARGS ?=
+CHROMIUM ?= /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: help setup uv azurite chromium demo test lint fmt bench up down clean
@@ -25,7 +26,7 @@ azurite: ## install Azurite (the Blob Storage emulator) from npm into .tools/
 	@test -x $(AZURITE) || npm install --prefix $(AZURITE_DIR) azurite@3 --no-audit --no-fund --silent
 
 chromium: ## install Chromium (Debian package; the review-page tests play videos in it) when missing
-	@test -x /usr/bin/chromium || { echo "installing chromium with apt-get"; \
+	@test -x $(CHROMIUM) || { echo "installing chromium with apt-get"; \
 		$(SUDO) apt-get update -qq >/dev/null && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
