@@ -224,8 +224,8 @@ def script_to_video(
     logger = get_run_logger()
     started = time.monotonic()
     scripts = load_scripts(script_path, csv_path)
-    videos = sum(len(s.post.variants) if opts.postprocess else 1 for s in scripts)
-    progress.report("videos", "", total=videos, scripts=len(scripts))
+    outputs = sum(len(s.post.variants) if opts.postprocess else 1 for s in scripts)
+    progress.report("videos", "", total=outputs, scripts=len(scripts))
     per_script = {s.slug: render_ssml(s) for s in scripts}
     check_before_paying_task(opts.out_dir, scripts, opts.postprocess)
     # Every path (CLI, deployment) passes the cost limit before anything is paid for.
