@@ -201,6 +201,7 @@ def test_the_page_is_relative_self_contained_and_escaped(tmp_path: Path) -> None
     folder = tmp_path / "run"
     folder.mkdir()
     (folder / "a b.vtt").write_text("WEBVTT\n")
+    (tmp_path / "scene.vtt").write_text("WEBVTT\n")
     manifest = {
         "title": '<script>alert("x")</script>',
         "slug": "x",
@@ -214,6 +215,8 @@ def test_the_page_is_relative_self_contained_and_escaped(tmp_path: Path) -> None
                 "duration_s": 61.5,
                 "subtitles": ["a b.srt", "a b.vtt"],
                 "thumbnail": 'p"q.png',
+                # A scene's own captions (outside the folder) are not the video's track.
+                "assets": [{"role": "scene captions", "path": str(tmp_path / "scene.vtt")}],
             },
             {"path": "c.webm", "sha256": "1" * 64, "duration_s": 2, "subtitles": ["c.vtt"]},
         ],

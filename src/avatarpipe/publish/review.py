@@ -162,7 +162,18 @@ def _run(manifest: Mapping[str, Any], folder: Path, prefix: str) -> dict[str, An
         if not name:
             continue
         stem = PurePosixPath(name).stem
-        vtts = [str(s) for s in output.get("subtitles") or [] if str(s).endswith(".vtt")]
+        named = [
+            *(output.get("subtitles") or []),
+            *(
+                a.get("path")
+                for a in output.get("assets") or []
+                if a.get("role") == "captions (vtt)"
+            ),
+        ]
+        # Only files of the run folder itself (a plain name), never a path elsewhere.
+        vtts = list(
+            dict.fromkeys(str(s) for s in named if str(s).endswith(".vtt") and "/" not in str(s))
+        )
         if not vtts and (folder / f"{stem}.vtt").is_file():
             vtts = [f"{stem}.vtt"]
         poster = output.get("thumbnail")
