@@ -9,6 +9,7 @@ Clips are one short sentence (~1.5 s); variant frames are small (384x216 and its
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,7 +55,8 @@ if TYPE_CHECKING:
 TEXT = "Lift with your legs, not your back."
 GREEN = "#2E7D5BFF"
 SMALL = {"width": 384, "height": 216, "thumbnail": False, "loudness": {"enabled": False}}
-FRAMES_DIR = Path("/work/notes/frames")
+# Where to keep the checked frames for a person to look at: TEST_ARTIFACTS_DIR, when set.
+ARTIFACTS = os.environ.get("TEST_ARTIFACTS_DIR")
 
 
 @pytest.fixture(scope="module")
@@ -121,10 +123,13 @@ def _rgba(video: Path, width: int, height: int) -> bytes:
 
 
 def _keep(src: Path, name: str) -> None:
-    """Keep a frame for the closing note (best effort, outside the repository)."""
+    """Keep a frame for a person to look at, in ``TEST_ARTIFACTS_DIR`` when it is set."""
+    if not ARTIFACTS:
+        return
     try:
-        FRAMES_DIR.mkdir(parents=True, exist_ok=True)
-        (FRAMES_DIR / name).write_bytes(src.read_bytes())
+        folder = Path(ARTIFACTS)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(src.read_bytes())
     except OSError:
         pass
 
