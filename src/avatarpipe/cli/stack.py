@@ -503,9 +503,12 @@ class Stack:
                 "AVATARPIPE_WORKDIR": str(workdir),
                 "AVATARPIPE_OUTPUT_DIR": str(workdir / "outputs"),
             }
+            # The pool's default queue, and one of its own, so a run can be pinned to it.
+            _ensure_queue(self.urls["api"], name)
             argv = [
                 sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL,
                 "--type", "process", "--name", name, "--limit", str(conf.worker_limit),
+                "--work-queue", "default", "--work-queue", name,
             ]  # fmt: skip
             self._spawn(name, argv, worker_env, workdir)
         first = self.children[-1].record
@@ -540,6 +543,17 @@ def _deployments_ready(api: str) -> bool:
     resp = httpx.post(f"{api}/deployments/filter", json={"limit": 50}, timeout=5)
     names = {d["name"] for d in resp.json()} if resp.status_code == 200 else set()
     return {"nightly", "adhoc"} <= names
+
+
+def _ensure_queue(api: str, name: str) -> None:
+    """Create the work queue ``name`` in the pool unless it exists.
+
+    Raises:
+        AvatarpipeError: The server refused.
+    """
+    resp = httpx.post(f"{api}/work_pools/{POOL}/queues", json={"name": name}, timeout=30)
+    if resp.status_code not in (201, 409):
+        raise AvatarpipeError(f"work queue {name}: {resp.status_code} {resp.text[:300]}")
 
 
 def _online_workers(api: str) -> set[str]:
