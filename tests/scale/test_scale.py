@@ -71,7 +71,9 @@ def _admin(stack: Stack) -> EmulatorAdminClient:
 def _store(stack: Stack) -> BlobStore:
     port = urlsplit(stack.urls["azurite"]).port
     assert port is not None
-    return BlobStore.from_connection_string(azurite.connection_string(port), "avatarpipe")
+    store = BlobStore.from_connection_string(azurite.connection_string(port), "avatarpipe")
+    store.ensure_container()
+    return store
 
 
 def _outputs(stack: Stack) -> dict[int, dict[str, list[Path]]]:
