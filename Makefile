@@ -9,7 +9,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 PYTEST_ARGS ?=
 
-.PHONY: help setup uv azurite demo test lint fmt bench up down clean
+.PHONY: help setup uv azurite postgres demo test lint fmt bench up stack down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -23,10 +23,21 @@ setup: uv ## create .venv from uv.lock (frozen)
 azurite: ## install Azurite (the Blob Storage emulator) from npm into .tools/
 	@test -x $(AZURITE) || npm install --prefix $(AZURITE_DIR) azurite@3 --no-audit --no-fund --silent
 
+postgres: ## install PostgreSQL's server (OS package) when missing: the scale-out stack's database
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || command -v postgres >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing postgresql with apt-get"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends postgresql >/dev/null; \
+	  else \
+	    echo "PostgreSQL is missing: install the postgresql package (as root: apt-get install postgresql)" >&2; \
+	    exit 1; \
+	  fi; }
+
 demo: setup ## render the example product-update script on the embedded emulator
 	@$(UV) run --frozen avatarpipe run templates/scripts/product-update.yaml
 
-test: setup azurite ## run the whole test suite
+test: setup azurite postgres ## run the whole test suite
 	@$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 lint: setup ## ruff check, ruff format --check, mypy --strict
@@ -45,7 +56,10 @@ bench: setup ## run the benchmarks (installs moviepy for the comparison)
 up: setup azurite ## start Prefect server + UI, emulator, Azurite and the served deployments (logs in .stack/)
 	@$(UV) run --frozen python -m avatarpipe.cli.stack up
 
-down: ## stop exactly what `make up` started
+stack: setup azurite postgres ## the production shape: PostgreSQL, Prefect server, a work pool and 3 workers
+	@$(UV) run --frozen python -m avatarpipe.cli.stack up --workers 3 --postgres
+
+down: ## stop exactly what `make up` or `make stack` started
 	@$(UV) run --frozen python -m avatarpipe.cli.stack down
 
 clean: ## remove caches and local tools (keeps outputs/)

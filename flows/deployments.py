@@ -46,6 +46,7 @@ __all__ = [
     "DEFAULT_CRON",
     "NIGHTLY",
     "build_deployments",
+    "crash_automations",
     "ensure_crash_reruns",
     "ensure_process_pool",
 ]
@@ -168,7 +169,7 @@ def crash_automations(
             "prefect.flow-run.Crashed",
         },
         match={"prefect.resource.id": "prefect.flow-run.*"},
-        match_related=_TAGGED,  # type: ignore[arg-type]
+        match_related=_TAGGED,
         for_each={"prefect.resource.id"},
         posture=Posture.Proactive,
         threshold=1,
@@ -176,11 +177,11 @@ def crash_automations(
     )
     crashed = EventTrigger(
         expect={"prefect.flow-run.Crashed"},
-        match={  # type: ignore[arg-type]
+        match={
             "prefect.resource.id": "prefect.flow-run.*",
             "prefect.run-count": [str(n) for n in range(1, RERUNS + 1)],
         },
-        match_related=_TAGGED,  # type: ignore[arg-type]
+        match_related=_TAGGED,
         for_each={"prefect.resource.id"},
         posture=Posture.Reactive,
         threshold=1,

@@ -25,6 +25,7 @@ from avatarpipe.cli.display import Display, console, quiet_prefect_console, stdo
 from avatarpipe.cli.interrupts import remove_staging, stop_on_signals
 from avatarpipe.cli.prefect_server import prefect_api
 from avatarpipe.cli.serve import serve
+from avatarpipe.cli.stack import app as stack_app
 from avatarpipe.connect import check_auth
 from avatarpipe.errors import AvatarpipeError, ConfigError
 from avatarpipe.publish.folder import check_output_root
@@ -286,6 +287,9 @@ def _mount_emulator() -> None:
 
 _mount_emulator()
 app.command(name="serve")(serve)
+app.add_typer(
+    stack_app, name="stack", help="The local stack: `make up`, `make stack`, `make down`."
+)
 
 
 def main() -> None:

@@ -718,10 +718,10 @@ def down(state_dir: Path = Path(".stack")) -> list[str]:
     for proc in procs:  # the supervisor first: it stops its children itself
         if not alive[proc.pid]:
             lines.append(f"{proc.name} (pid {proc.pid}) was not running")
-        elif proc.name == "supervisor":
+        elif proc.name == "supervisor" or not _alive(proc):
             _stop_recorded(proc, timeout_s=60.0)
             lines.append(f"stopped {proc.name} (pid {proc.pid})")
-        else:
+        else:  # left behind by a supervisor that is gone
             lines.append(_stop_recorded(proc, timeout_s=5.0))
     (state_dir / STATE_FILE).unlink(missing_ok=True)
     return lines

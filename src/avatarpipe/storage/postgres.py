@@ -163,7 +163,7 @@ class Cluster:
         """
         import asyncio
 
-        import asyncpg
+        import asyncpg  # type: ignore[import-untyped]
 
         async def create() -> None:
             conn = await asyncpg.connect(
