@@ -100,15 +100,17 @@ def flow_run(api: str, run_id: str) -> dict[str, Any]:
     return httpx.get(f"{api}/flow_runs/{run_id}", timeout=30).json()  # type: ignore[no-any-return]
 
 
-def wait_final(api: str, run_ids: list[str], timeout_s: float) -> dict[str, dict[str, Any]]:
-    """Wait until every run is in a final state (or fail naming those that are not)."""
+def wait_final(
+    api: str, run_ids: list[str], timeout_s: float, final: set[str] = FINAL
+) -> dict[str, dict[str, Any]]:
+    """Wait until every run is in one of the ``final`` states (or fail naming those that are not)."""
     deadline = time.monotonic() + timeout_s
     done: dict[str, dict[str, Any]] = {}
     while time.monotonic() < deadline and len(done) < len(run_ids):
         for run_id in run_ids:
             if run_id not in done:
                 got = flow_run(api, run_id)
-                if got["state"]["type"] in FINAL:
+                if got["state"]["type"] in final:
                     done[run_id] = got
         time.sleep(1.0)
     missing = {r: flow_run(api, r)["state"]["name"] for r in run_ids if r not in done}

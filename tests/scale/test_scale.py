@@ -195,7 +195,9 @@ def test_a_killed_workers_run_is_rerun_by_another_without_new_jobs(
         victim.popen.wait()
         created = admin.stats()["jobs_created"]
         admin.configure(time_scale=0.0)
-        final = wait_final(stack.urls["api"], [run_id], timeout_s=360)[run_id]
+        # `Crashed` is not the end here: the automation puts it back to `Scheduled`.
+        settled = {"COMPLETED", "FAILED", "CANCELLED"}
+        final = wait_final(stack.urls["api"], [run_id], timeout_s=360, final=settled)[run_id]
         stats = admin.stats()
     print(
         f"killed worker-{worker}; run {run_id}: {final['state']['name']}, run_count {final['run_count']}"
