@@ -7,24 +7,37 @@ and the key or Entra credential is resolved from the settings by
 
 Every request to the service first takes a slot from one Prefect **global concurrency limit**
 with slot decay (a rate limit), so all flow runs and workers that share a Prefect server stay
-together inside the service's request budget.
+together inside the service's request budget. Each run sets that limit to its configured budget
+(:func:`ensure_rate_limit`); the model and its proof are in :mod:`avatarpipe.speech.ratelimit`.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Literal
 
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-from prefect.concurrency.sync import rate_limit
-from prefect.exceptions import ObjectNotFound
+import httpx
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.actions import (
+    GlobalConcurrencyLimitCreate,
+    GlobalConcurrencyLimitUpdate,
+)
+from prefect.client.schemas.responses import GlobalConcurrencyLimitResponse
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from pydantic import BaseModel, Field
 
 from avatarpipe.connect import SpeechClients, open_speech
 from avatarpipe.errors import ConfigError
-from avatarpipe.settings import Settings, load_settings
-from avatarpipe.speech.ratelimit import UnlimitedBudget
+from avatarpipe.settings import Settings, default_requests_per_minute, load_settings
+from avatarpipe.speech.ratelimit import (
+    LimitState,
+    RequestPace,
+    SharedLimitBudget,
+    UnlimitedBudget,
+    plan_limit,
+)
 from avatarpipe.storage.blob import BlobStore, store_from_settings
 
 __all__ = [
@@ -39,6 +52,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_QUEUES: dict[str, threading.Lock] = {}
+"""One lock per limit name: the callers of this process ask the Prefect server one at a time."""
+_QUEUES_LOCK = threading.Lock()
+
 
 class SpeechTarget(BaseModel):
     """Where the Speech service is (no secrets: this is a flow parameter).
@@ -48,48 +65,139 @@ class SpeechTarget(BaseModel):
             the emulator's ``http://127.0.0.1:8765``).
         backend: ``azure`` or ``emulator`` (the emulator also has an admin API).
         rate_limit_name: The Prefect global concurrency limit shared by every run.
-        requests_per_minute: The budget the limit is created with when it does not exist.
+        requests_per_minute: The request budget; the shared limit is set to it at the start of
+            every run. By default the backend's (Azure: 2, the documented S0 limit).
     """
 
     endpoint: str
     backend: Literal["emulator", "azure"] = "emulator"
     rate_limit_name: str = "avatarpipe-speech-requests"
-    requests_per_minute: float = Field(default=60.0, gt=0)
+    requests_per_minute: float = Field(
+        default_factory=lambda data: default_requests_per_minute(data.get("backend", "emulator")),
+        gt=0,
+        allow_inf_nan=False,
+    )
+
+    def pace(self) -> RequestPace:
+        """The request budget as a :class:`RequestPace` (N a minute)."""
+        return RequestPace(self.requests_per_minute)
 
 
-class PrefectRateBudget:
-    """A rate budget backed by a Prefect global concurrency limit with slot decay.
+class PrefectRateBudget(SharedLimitBudget):
+    """The shared request budget: a Prefect global concurrency limit with slot decay.
+
+    Every slot is one ``POST /v2/concurrency_limits/increment`` in ``rate_limit`` mode (the
+    server decides); after a refusal the limit is read and the caller sleeps until its slot is
+    due, saying so once when that is long (see
+    :class:`~avatarpipe.speech.ratelimit.SharedLimitBudget`).
+
+    Args:
+        name: The limit's name (made by :func:`ensure_rate_limit`).
+        pace: The pace the limit was set to (named in the "waiting" notice).
+    """
+
+    def __init__(self, name: str, pace: RequestPace) -> None:
+        with _QUEUES_LOCK:
+            queue = _QUEUES.setdefault(name, threading.Lock())
+        super().__init__(self._take, self._read, pace, queue=queue)
+        self.name = name
+        self._client: SyncPrefectClient | None = None
+
+    def _api(self) -> SyncPrefectClient:
+        """The Prefect client, opened at the first request (used under the queue's lock)."""
+        if self._client is None:
+            client = get_client(sync_client=True)
+            client.__enter__()
+            self._client = client
+        return self._client
+
+    def close(self) -> None:
+        """Close the Prefect client (:func:`open_clients` does it with the Speech clients)."""
+        with self._queue:
+            client, self._client = self._client, None
+        if client is not None:
+            client.__exit__(None, None, None)
+
+    def _take(self) -> bool:
+        """Ask the server for one slot.
+
+        Raises:
+            ConfigError: The limit does not exist (deleted while the run was going).
+        """
+        try:
+            granted = (
+                self._api()
+                .increment_concurrency_slots(names=[self.name], slots=1, mode="rate_limit")
+                .json()
+            )
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code == httpx.codes.LOCKED:
+                return False
+            raise
+        if not granted:
+            raise ConfigError(
+                f"the Prefect rate limit {self.name!r} does not exist; start the run again "
+                "(it creates the limit)"
+            )
+        return True
+
+    def _read(self) -> LimitState:
+        return _state(self._api().read_global_concurrency_limit_by_name(self.name))
+
+
+def _state(limit: GlobalConcurrencyLimitResponse) -> LimitState:
+    return LimitState(
+        limit=limit.limit,
+        slot_decay_per_second=limit.slot_decay_per_second or 0.0,
+        active_slots=limit.active_slots,
+        updated=limit.updated.timestamp() if limit.updated else time.time(),
+    )
+
+
+def ensure_rate_limit(name: str, budget: float | RequestPace) -> None:
+    """Make the shared request limit follow ``pace``: create it, or rewrite it when it differs.
+
+    The limit has one slot that decays every ``pace.spacing_s`` seconds; the module docstring of
+    :mod:`avatarpipe.speech.ratelimit` derives why that keeps every minute at the budget. When an
+    existing limit has another shape (an earlier run at another rate), it takes the new one at
+    once, with :func:`~avatarpipe.speech.ratelimit.plan_limit`'s hold so that no window mixes
+    the two rates beyond the new budget. Runs that share the limit share the latest setting.
 
     Args:
         name: The limit's name.
+        budget: The configured budget: requests a minute, or a :class:`RequestPace`.
     """
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def acquire(self, cost: float = 1.0) -> None:
-        """Block until the shared limit grants ``cost`` request slots."""
-        rate_limit(self.name, occupy=max(1, round(cost)), strict=True)
-
-
-def ensure_rate_limit(name: str, requests_per_minute: float) -> None:
-    """Create the shared request limit when it does not exist (an existing one is kept).
-
-    The limit holds ``burst`` slots that drain at ``(requests_per_minute - burst) / 60`` per
-    second, so no 60 s window ever sees more than ``requests_per_minute`` requests.
-    """
-    burst = max(1, min(10, int(requests_per_minute // 6) or 1))
-    decay = max(requests_per_minute - burst, requests_per_minute / 2) / 60.0
+    pace = budget if isinstance(budget, RequestPace) else RequestPace(budget)
     with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(name)
+        for _ in range(3):
+            try:
+                current = _state(client.read_global_concurrency_limit_by_name(name))
+            except ObjectNotFound:
+                try:
+                    client.create_global_concurrency_limit(
+                        GlobalConcurrencyLimitCreate(
+                            name=name,
+                            limit=pace.limit,
+                            slot_decay_per_second=pace.slot_decay_per_second,
+                        )
+                    )
+                except ObjectAlreadyExists:
+                    continue  # another run created it meanwhile: compare with that one
+                log.info("created rate limit %s: %s", name, pace.label())
+                return
+            active = plan_limit(current, pace, time.time())
+            if active is None:
+                return
+            client.update_global_concurrency_limit(
+                name,
+                GlobalConcurrencyLimitUpdate(
+                    limit=pace.limit,
+                    slot_decay_per_second=pace.slot_decay_per_second,
+                    active_slots=active,
+                ),
+            )
+            log.info("rate limit %s now %s", name, pace.label())
             return
-        except ObjectNotFound:
-            pass
-        client.create_global_concurrency_limit(
-            GlobalConcurrencyLimitCreate(name=name, limit=burst, slot_decay_per_second=decay)
-        )
-        log.info("created rate limit %s: %.1f requests/minute", name, requests_per_minute)
 
 
 def settings() -> Settings:
@@ -139,5 +247,13 @@ def open_clients(target: SpeechTarget, *, budgeted: bool = True) -> SpeechClient
         ConfigError: The settings' auth does not fit the endpoint (see
             :func:`avatarpipe.connect.open_speech`).
     """
-    budget = PrefectRateBudget(target.rate_limit_name) if budgeted else UnlimitedBudget()
-    return open_speech(settings(), endpoint=target.endpoint, backend=target.backend, budget=budget)
+    if not budgeted:
+        return open_speech(
+            settings(), endpoint=target.endpoint, backend=target.backend, budget=UnlimitedBudget()
+        )
+    budget = PrefectRateBudget(target.rate_limit_name, target.pace())
+    clients = open_speech(
+        settings(), endpoint=target.endpoint, backend=target.backend, budget=budget
+    )
+    clients.close_with(budget.close)
+    return clients

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from avatarpipe import progress
 from avatarpipe.batch.checks import check_before_paying
+from avatarpipe.batch.estimate import check_cost_limit, estimate_from_settings
 from avatarpipe.batch.run import SynthesisOutcome
 from avatarpipe.media.postprocess import OutputResult, PostJob, concat_copy, process_outputs
 from avatarpipe.publish.blob import ensure_container
@@ -30,12 +31,13 @@ from avatarpipe.scripts.jobs import (
     RenderedScene,
     custom_avatar_scripts,
     custom_voices,
+    run_label,
     scene_inputs,
     synthesis_requests,
 )
 from avatarpipe.scripts.loader import load_bulk, load_script
 from avatarpipe.scripts.model import Script
-from flows.connections import SpeechTarget, blob_store
+from flows.connections import SpeechTarget, blob_store, settings
 from flows.preflight import TeardownPolicy, ensure_avatar_deployment, ensure_custom_voice, teardown
 from flows.report import report_run
 from flows.synthesize import synthesize
@@ -114,7 +116,14 @@ def join_scenes(scenes: list[Path], out: Path, label: str) -> Path:
 
 
 def _preflight(scripts: list[Script], target: SpeechTarget) -> set[tuple[str, str]]:
-    """Make the custom avatars and voices usable; return the (voice, deployment id) pairs."""
+    """Make the custom voices and avatars usable; return the (voice, deployment id) pairs.
+
+    The voices come first: their check is free, while the avatar check on Azure is a paid probe
+    job, so a misspelt voice must fail before anything is paid for.
+    """
+    voices = {(s.voice.name, str(s.voice.deployment_id)) for s in scripts if s.voice.deployment_id}
+    for voice_name, deployment_id in sorted(voices):
+        ensure_custom_voice(voice_name, deployment_id, target)
     for first in custom_avatar_scripts(scripts):
         ensure_avatar_deployment(
             first.avatar.character,
@@ -123,9 +132,6 @@ def _preflight(scripts: list[Script], target: SpeechTarget) -> set[tuple[str, st
             probe_voice=first.voice.name,
             probe_custom_voices=custom_voices(first),
         )
-    voices = {(s.voice.name, str(s.voice.deployment_id)) for s in scripts if s.voice.deployment_id}
-    for voice_name, deployment_id in sorted(voices):
-        ensure_custom_voice(voice_name, deployment_id, target)
     return voices
 
 
@@ -206,8 +212,9 @@ def script_to_video(
         One published folder per script (per row).
 
     Raises:
-        ConfigError: The output root is not a writable folder or lacks room, or the blob
-            container cannot be reached (nothing is submitted).
+        ConfigError: The output root is not a writable folder or lacks room, the blob
+            container cannot be reached, or the run's estimated cost is above
+            ``AVATARPIPE_MAX_COST_PER_RUN`` (nothing is submitted).
         ScriptError: The script or CSV is invalid (nothing is submitted).
         DeploymentError: The custom avatar is not usable.
         CustomVoiceError: The custom voice is not usable in this resource.
@@ -221,12 +228,18 @@ def script_to_video(
     scripts = load_scripts(script_path, csv_path)
     per_script = {s.slug: render_ssml(s) for s in scripts}
     check_before_paying_task(opts.out_dir, scripts, opts.postprocess)
+    # Every path (CLI, deployment) passes the cost limit before anything is paid for.
+    conf = settings().model_copy(update={"output_dir": Path(opts.out_dir)})
+    estimate = estimate_from_settings(
+        scripts, conf, pack=opts.pack, delete_jobs=opts.delete_jobs, retry_failed=opts.retry_failed
+    )
+    check_cost_limit(estimate, conf.max_cost_per_run)
     timings = {"validate": time.monotonic() - started}
     t0 = time.monotonic()
     voices = _preflight(scripts, target)
     timings["preflight"] = time.monotonic() - t0
     t0 = time.monotonic()
-    label = scripts[0].slug if len(scripts) == 1 else f"{scripts[0].slug}-bulk"
+    label = run_label(scripts)
     outcome = _synthesize_all(scripts, per_script, target, opts, label)
     timings["synthesize"] = time.monotonic() - t0
     t0 = time.monotonic()
@@ -256,6 +269,7 @@ def script_to_video(
             backend=target.backend,
             endpoint=target.endpoint,
             timings=timings,
+            estimate=estimate.billing_for(f"{script.slug}/"),
         )
         published.append(item)
         progress.report("published", script.slug, item.folder)

@@ -75,6 +75,14 @@ class SpeechClients:
         for closer in self._closers:
             closer()
 
+    def close_with(self, closer: Callable[[], None]) -> None:
+        """Call ``closer`` when the clients close (e.g. the client of a shared budget).
+
+        Args:
+            closer: What to call, after the pipeline is closed.
+        """
+        self._closers.append(closer)
+
     def __enter__(self) -> Self:
         return self
 

@@ -14,9 +14,40 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from avatarpipe.errors import ConfigError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = [
+    "AZURE_REQUESTS_PER_MINUTE",
+    "EMULATOR_REQUESTS_PER_MINUTE",
+    "Settings",
+    "default_requests_per_minute",
+    "load_settings",
+]
 
 ENV_PREFIX = "AVATARPIPE_"
+
+AZURE_REQUESTS_PER_MINUTE = 2.0
+"""Azure's documented REST limit for batch avatar synthesis on S0: "2 requests per 1 minute"
+(Speech service quotas and limits, "Batch text to speech avatar - REST API limit")."""
+
+EMULATOR_REQUESTS_PER_MINUTE = 600.0
+"""The emulator's: it limits nothing unless started with ``rate_limit_per_minute`` (then set
+``AVATARPIPE_REQUESTS_PER_MINUTE`` to that figure); 10 a second keeps local runs quick."""
+
+
+def default_requests_per_minute(backend: str | None) -> float:
+    """The request budget of a backend when ``AVATARPIPE_REQUESTS_PER_MINUTE`` is not set.
+
+    Args:
+        backend: ``azure`` or ``emulator``.
+
+    Returns:
+        :data:`AZURE_REQUESTS_PER_MINUTE` on Azure, else :data:`EMULATOR_REQUESTS_PER_MINUTE`.
+    """
+    return AZURE_REQUESTS_PER_MINUTE if backend == "azure" else EMULATOR_REQUESTS_PER_MINUTE
+
+
+def _backend_of(data: dict[str, Any]) -> str:
+    """The backend the settings validated so far resolve to (as ``Settings.resolved_backend``)."""
+    return str(data.get("backend") or ("azure" if data.get("speech_endpoint") else "emulator"))
 
 
 def _finite(default: float, high: float, description: str, *, ge: float | None = None) -> Any:
@@ -66,8 +97,13 @@ class Settings(BaseSettings):
     read_timeout_s: float = _finite(60.0, 3600, "Seconds to read an answer, up to 3600.")
     max_attempts: int = Field(default=6, ge=1, le=50, description="Attempts per request.")
     max_retry_time_s: float = _finite(600.0, 3600, "Retry budget per request: seconds, up to 3600.")
-    requests_per_minute: float = _finite(
-        60.0, 6000, "Shared request budget against the Speech service, up to 6000 a minute."
+    requests_per_minute: float = Field(
+        default_factory=lambda data: default_requests_per_minute(_backend_of(data)),
+        gt=0,
+        le=6000,
+        allow_inf_nan=False,
+        description="Requests to the Speech service in any minute, shared by every run, up to "
+        "6000; by default the backend's (Azure: 2, the documented S0 limit).",
     )
     poll_interval_s: float = _finite(20.0, 600, "Seconds between status polls, 0.5 to 600.", ge=0.5)
     wait_timeout_s: float = _finite(
@@ -75,6 +111,29 @@ class Settings(BaseSettings):
     )
 
     output_dir: Path = Path("outputs")
+
+    # Prices (USD) for estimates and cost figures; see docs/operating.md for where they come from.
+    price_standard_avatar_per_minute: float = _finite(
+        0.60, 1000, "USD per minute of batch video with a standard avatar.", ge=0
+    )
+    price_custom_avatar_per_minute: float = _finite(
+        0.60, 1000, "USD per minute of batch video with a custom avatar.", ge=0
+    )
+    price_custom_avatar_hosting_per_hour: float = _finite(
+        0.60, 1000, "USD per hour a custom avatar stays deployed.", ge=0
+    )
+    price_custom_voice_hosting_per_hour: float = _finite(
+        4.04, 1000, "USD per hour a custom neural voice endpoint runs.", ge=0
+    )
+    speaking_rate_wpm: float = _finite(
+        198.0, 600, "Words a minute the estimate assumes (1.4 syllables a word), 60 to 600.", ge=60
+    )
+    max_cost_per_run: float | None = Field(
+        default=None,
+        ge=0,
+        allow_inf_nan=False,
+        description="Refuse a run whose estimated cost (USD) is above this; unset: no limit.",
+    )
 
     blob_connection_string: SecretStr | None = Field(
         default=None, description="With AccountKey= or SharedAccessSignature=."
@@ -84,6 +143,12 @@ class Settings(BaseSettings):
         description="With an account SAS in the query, or bare: Entra ID (DefaultAzureCredential).",
     )
     blob_container: str = "avatarpipe"
+
+    emulator_resource: Path | None = Field(
+        default=None,
+        description="The embedded emulator's resource file (its avatars and voices); unset: "
+        "the default one shipped in the package.",
+    )
 
     @field_validator("speech_endpoint", "blob_account_url")
     @classmethod

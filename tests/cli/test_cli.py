@@ -42,12 +42,23 @@ def test_help_teaches_the_commands() -> None:
     rows = _panel(_help(), "Commands")
     summaries = dict(row.split(None, 1) for row in rows if row)
     # Every command is listed once, each with the first line of its own help.
-    assert set(summaries) == {"validate", "presets", "run", "serve", "emulator"}
+    assert set(summaries) == {
+        "validate", "presets", "run", "serve", "emulator",
+        # operating the resource
+        "avatars", "voices", "teardown", "doctor", "estimate", "status", "jobs",
+    }  # fmt: skip
     assert summaries["validate"].startswith("Check a script without calling any service")
     assert summaries["presets"].startswith("List the post-processing presets")
     assert summaries["run"].startswith("Render a script into finished video(s)")
     assert summaries["serve"].startswith("Serve the nightly and ad-hoc deployments")
     assert summaries["emulator"].startswith("Run the local Speech service emulator")
+    assert summaries["avatars"].startswith("List, deploy, remove and check the custom avatars")
+    assert summaries["voices"].startswith("List, check, suspend and resume the custom voice")
+    assert summaries["teardown"].startswith("Stop idle hosting")
+    assert summaries["doctor"].startswith("Check the setup")
+    assert summaries["estimate"].startswith("Estimate what a run would submit and cost")
+    assert summaries["status"].startswith("Show the recent runs and their jobs")
+    assert summaries["jobs"].startswith("List, show, cancel, delete and prune")
 
 
 @pytest.mark.parametrize(
@@ -64,11 +75,21 @@ def test_help_teaches_the_commands() -> None:
                 "--post",
                 "--no-post",
                 "--delete-jobs",
+                "--dry-run",
             },
         ),
+        (["estimate"], {"--csv", "--out", "--json", "--delete-jobs"}),
+        (["status"], {"--out", "--limit", "--json"}),
+        (["jobs", "list"], {"--out", "--json"}),
+        (["jobs", "delete"], {"--force", "--json"}),
+        (["jobs", "prune"], {"--older-than", "--force", "--json"}),
         (["validate"], {"--csv"}),
         (["serve"], {"--scripts", "--cron", "--timezone", "--limit", "--adhoc-limit"}),
         (["emulator", "serve"], {"--port", "--state", "--seed", "--renderer", "--time-scale"}),
+        (["avatars", "check"], {"--yes", "--voice", "--deployment-id"}),
+        (["voices", "check"], {"--name"}),
+        (["teardown"], {"--voice", "--avatar"}),
+        (["doctor"], {"--probe"}),
     ],
 )
 def test_help_lists_each_commands_key_options(command: list[str], options: set[str]) -> None:

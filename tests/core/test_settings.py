@@ -19,6 +19,20 @@ def test_defaults_run_on_the_embedded_emulator(
     assert conf.output_dir == Path("outputs")
 
 
+def test_the_request_budget_defaults_to_the_backend(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Azure: the documented 2 a minute on S0; the emulator (no limit of its own): 600."""
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().requests_per_minute == 600
+    assert load_settings(backend="azure").requests_per_minute == 2
+    monkeypatch.setenv("AVATARPIPE_SPEECH_ENDPOINT", "https://x.cognitiveservices.azure.com")
+    assert load_settings().requests_per_minute == 2
+    assert load_settings(backend="emulator").requests_per_minute == 600
+    monkeypatch.setenv("AVATARPIPE_REQUESTS_PER_MINUTE", "6")
+    assert load_settings().requests_per_minute == 6  # the setting wins
+
+
 def test_environment_and_dotenv_are_read_and_the_key_stays_secret(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

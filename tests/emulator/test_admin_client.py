@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any
 
 import pytest
 
 from avatarpipe.errors import ServiceError
-from avatarpipe.speech.emulator_admin import EmulatorAdminClient
+from avatarpipe.speech.emulator_admin import EmulatorAdminClient, max_in_window
 
 
 def test_avatars_round_trip(emu: Any) -> None:
@@ -41,6 +42,14 @@ def test_seed_knobs_clock_faults_and_stats(emu: Any) -> None:
     assert admin.set_clock_offset(60.0)["clock_offset_s"] == 60.0
     stats = admin.stats()
     assert stats["jobs_created"] == 0 and "requests_by_route" in stats
+    assert admin.request_times() == []  # admin calls are not Azure API requests
+    before = time.time()
+    answered = emu.get_job("nope").status_code  # 404, or a fault set above
+    (arrival,) = admin.request_times()
+    assert arrival.route == "GET /avatar/batchsyntheses/{id}"
+    assert arrival.status == str(answered)
+    assert before <= arrival.at <= time.time()
+    assert max_in_window([0.0, 59.9, 60.0, 60.5], 60.0) == 3
 
 
 def test_errors_are_one_type_and_never_show_the_key(emu: Any) -> None:

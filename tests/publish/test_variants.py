@@ -51,6 +51,7 @@ def test_one_job_per_variant_in_the_run_folder(tmp_path: Path) -> None:
     assert all(j.out_path.parent == run.staging.resolve() for j in jobs)
     assert [(j.preset.width, j.preset.height) for j in jobs] == [(320, 180), (180, 320)]
     assert all(j.scenes == scenes for j in jobs)
+    assert all(j.cache_dir == tmp_path / "out" / ".cache" / "conformed" for j in jobs)
     assert jobs[0].scene_cues is not None and [len(c) for c in jobs[0].scene_cues] == [1, 1]
     assert joined_path(script, run) == run.staging.resolve() / f"{script.slug}.mp4"
 

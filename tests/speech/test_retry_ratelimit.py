@@ -97,28 +97,35 @@ def test_transient_error_sets_note(clock: Any) -> None:
     assert "gave up after 2 attempt(s)" in info.value.__notes__[0]
 
 
-def test_token_bucket_burst_then_rate(clock: Any) -> None:
+def test_token_bucket_spaces_requests_by_the_pace(clock: Any) -> None:
+    bucket = TokenBucket(2, clock=clock, sleep=clock.sleep)
+    assert bucket.capacity == 1.0
+    bucket.acquire()
+    assert clock.sleeps == []
+    bucket.acquire()  # 2/min: one every (60 + 1) / 2 s
+    assert clock.sleeps == [pytest.approx(30.5)]
+    clock.now += 600  # long idle: one token, never a burst
+    bucket.acquire()
+    assert len(clock.sleeps) == 1
+    bucket.acquire()
+    assert clock.sleeps[-1] == pytest.approx(30.5)
+
+
+def test_token_bucket_burst_slows_the_refill(clock: Any) -> None:
+    """A burst of B leaves N + 1 - B a minute: still never more than N in any minute."""
     bucket = TokenBucket(2, burst=2, clock=clock, sleep=clock.sleep)
     bucket.acquire()
     bucket.acquire()
     assert clock.sleeps == []
-    bucket.acquire()  # 2/min: the third waits 30 s
-    assert clock.sleeps == [pytest.approx(30.0)]
     bucket.acquire()
-    assert clock.sleeps[-1] == pytest.approx(30.0)
-    clock.now += 600  # long idle: refills to the burst only
-    bucket.acquire()
-    bucket.acquire()
-    assert len(clock.sleeps) == 2
-    bucket.acquire()
-    assert len(clock.sleeps) == 3
+    assert clock.sleeps == [pytest.approx(61.0)]
 
 
-def test_token_bucket_default_burst_and_validation(clock: Any) -> None:
-    assert TokenBucket(60, clock=clock).capacity == 10.0
-    assert TokenBucket(2, clock=clock).capacity == 1.0
+def test_token_bucket_validation(clock: Any) -> None:
     with pytest.raises(ValueError):
         TokenBucket(0)
+    with pytest.raises(ValueError):
+        TokenBucket(2, burst=3)
     with pytest.raises(ValueError):
         TokenBucket(1, clock=clock).acquire(-1)
 
@@ -142,8 +149,8 @@ def test_token_bucket_is_thread_safe() -> None:
     for thread in threads:
         thread.join()
     assert bucket.available == pytest.approx(5 - 400)
-    # the waits are 1 s, 2 s, ... 395 s: each caller gets its own slot
-    assert sorted(round(w) for w in waits) == list(range(1, 396))
+    # each caller gets its own slot: the k-th in debt waits k tokens' refill (56 per 61 s)
+    assert sorted(waits) == pytest.approx([k * 61 / 56 for k in range(1, 396)])
 
 
 def test_budgets_satisfy_protocol() -> None:

@@ -61,6 +61,7 @@ __all__ = [
     "VideoRecord",
     "fetch_videos",
     "is_transient_job_error",
+    "plan_request",
     "run_synthesis",
     "submit_planned",
 ]
@@ -666,15 +667,42 @@ class SynthesisRun:
         if not self.failures:
             return
         first = self.failures[0]
+        code, _, message = (first.error or "vanished").partition(": ")
         raise SynthesisFailedError(
             first.job_id,
-            code=(first.error or "").split(":", 1)[0] or None,
+            code=code if message else None,
             service_message=(
-                f"{(first.error or 'vanished')} (scenes: {', '.join(first.scene_keys)}); "
+                f"{message or code} (scenes: {', '.join(first.scene_keys)}); "
                 f"{len(self.failures)} job(s) failed, {len(self.videos)} video(s) kept in "
                 f"{self.request.cache_dir}"
             ),
         )
+
+
+def plan_request(request: SynthesisRequest, *, pack: bool) -> list[PlannedJob]:
+    """The jobs a run of ``request`` submits (or re-attaches to), with their ids.
+
+    The one place that turns a request into planned jobs: a run and an estimate of it
+    (:mod:`avatarpipe.batch.estimate`) plan alike.
+
+    Args:
+        request: The inputs and how to make them.
+        pack: Pack several videos per job (a blob container is configured).
+
+    Returns:
+        The planned jobs, in input order.
+
+    Raises:
+        RequestValidationError: No inputs, duplicate keys, or one input over the limits.
+    """
+    options = JobOptions(
+        avatar=request.avatar,
+        synthesis=request.synthesis,
+        custom_voices=tuple(sorted(request.custom_voices.items())),
+        ttl_hours=request.ttl_hours,
+        label=request.label,
+    )
+    return plan_jobs(request.inputs, options, pack=pack)
 
 
 def run_synthesis(
@@ -708,14 +736,7 @@ def run_synthesis(
         ServiceError: The service failed after retries.
         StorageError: The result store could not be read or written.
     """
-    options = JobOptions(
-        avatar=request.avatar,
-        synthesis=request.synthesis,
-        custom_voices=tuple(sorted(request.custom_voices.items())),
-        ttl_hours=request.ttl_hours,
-        label=request.label,
-    )
-    planned = plan_jobs(request.inputs, options, pack=store is not None)
+    planned = plan_request(request, pack=store is not None)
     total = len(request.inputs)
     progress.report("planned", "", f"{total} videos in {len(planned)} jobs", total=total)
     steps.logger.info("planned %d videos in %d jobs", total, len(planned))

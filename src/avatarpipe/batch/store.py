@@ -426,10 +426,8 @@ class BlobResultStore(ResultStore):
         return f"blob container {self.blob.container_name}/{self.prefix}"
 
     def _read_record(self, name: str) -> str | None:
-        blob_name = self.prefix + name
-        if not self.blob.list_names(blob_name):
-            return None
-        return self.blob.read_bytes(blob_name).decode("utf-8")
+        data = self.blob.read_bytes_if_exists(self.prefix + name)
+        return None if data is None else data.decode("utf-8")
 
     def _write_record(self, name: str, text: str) -> None:
         super()._write_record(name, text)

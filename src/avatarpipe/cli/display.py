@@ -53,6 +53,9 @@ class Display:
             self.jobs[event.detail] = event.stage
         if event.stage == "planned" and event.total:
             self.total = event.total
+        if event.stage == "info":  # a notice (e.g. a wait on the request budget): every one shows
+            self._line(event)
+            return
         if (event.stage, event.item) in self.seen:
             return
         self.seen.add((event.stage, event.item))
@@ -68,11 +71,15 @@ class Display:
             "failed",
             "published",
             "postprocessed",
-            "info",
         ):
-            elapsed = time.monotonic() - self.started
-            line = f"[{elapsed:6.1f}s] {event.stage}: {event.item} {event.detail}".rstrip()
-            console.print(escape(line), soft_wrap=True)
+            self._line(event)
+
+    def _line(self, event: progress.ProgressEvent) -> None:
+        """Print one line (above the bars on a TTY)."""
+        elapsed = time.monotonic() - self.started
+        item = f"{event.item} " if event.item else ""
+        line = f"[{elapsed:6.1f}s] {event.stage}: {item}{event.detail}".rstrip()
+        console.print(escape(line), soft_wrap=True)
 
     def interrupted(self) -> str:
         """The one line printed when the run is interrupted: the jobs in flight, how to resume."""

@@ -21,11 +21,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
+from avatarpipe.cli.avatars import app as avatars_app
 from avatarpipe.cli.display import Display, console, quiet_prefect_console, stdout
+from avatarpipe.cli.doctor import doctor
+from avatarpipe.cli.estimate import estimate as estimate_command
 from avatarpipe.cli.interrupts import remove_staging, stop_on_signals
+from avatarpipe.cli.jobs import app as jobs_app
 from avatarpipe.cli.prefect_server import prefect_api
 from avatarpipe.cli.serve import serve
 from avatarpipe.cli.stack import app as stack_app
+from avatarpipe.cli.status import status as status_command
+from avatarpipe.cli.teardown import teardown as teardown_command
+from avatarpipe.cli.voices import app as voices_app
 from avatarpipe.connect import check_auth
 from avatarpipe.errors import AvatarpipeError, ConfigError
 from avatarpipe.publish.folder import check_output_root
@@ -51,12 +58,18 @@ app = typer.Typer(
 _TEARDOWNS = ("keep", "suspend-voice", "remove-avatar", "both")
 
 
-def _fail(exc: AvatarpipeError) -> typer.Exit:
+def fail(exc: AvatarpipeError) -> typer.Exit:
+    """Print an error as one line; return the ``typer.Exit`` to raise, with the error's code."""
     console.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
     return typer.Exit(exc.exit_code)
 
 
-def _load(script: Path, csv: Path | None) -> list[Script]:
+def load_scripts(script: Path, csv: Path | None) -> list[Script]:
+    """Load a script, or a CSV's rows filling a template script.
+
+    Raises:
+        ScriptError: The script or the CSV is invalid (one line naming the file and place).
+    """
     from avatarpipe.scripts.loader import load_bulk, load_script
 
     if csv is not None:
@@ -76,13 +89,13 @@ def validate(
     Every problem names the file, the field (like scenes[3].text) and the reason.
     """
     try:
-        scripts = _load(script, csv)
+        scripts = load_scripts(script, csv)
         from avatarpipe.scripts.jobs import scene_inputs
 
         for item in scripts:
             scene_inputs(item)  # renders and checks the SSML too
     except AvatarpipeError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     for item in scripts:
         stdout.print(
             f"ok: {item.slug}: {len(item.scenes)} scene(s), avatar {item.avatar.character}"
@@ -102,47 +115,51 @@ def presets() -> None:
 
 
 @contextmanager
-def _embedded_emulator(conf: Settings, scripts: list[Script]) -> Iterator[str]:
-    """Start the emulator in this process, seeded with the scripts' custom avatar and voice.
+def _embedded_emulator(conf: Settings) -> Iterator[str]:
+    """Start the emulator in this process, holding the declared resource (its resource file).
 
     Raises:
-        ServiceError: The emulator refused the seed.
+        ConfigError: The resource file is missing or invalid.
     """
-    from avatarpipe.cli.seed import emulator_seed
-    from avatarpipe.connect import EMULATOR_KEY
-    from avatarpipe.emulator.config import EmulatorConfig
-    from avatarpipe.emulator.server import EmulatorServer
-    from avatarpipe.speech.emulator_admin import EmulatorAdminClient
+    from avatarpipe.cli.seed import describe_resource, embedded_emulator, resource_file
 
-    state = Path(os.environ.get("AVATARPIPE_EMULATOR_STATE", str(conf.output_dir / ".emulator")))
-    scale = float(os.environ.get("AVATARPIPE_EMULATOR_TIME_SCALE", "0.02"))
-    config = EmulatorConfig(port=0, state_dir=state, time_scale=scale)
-    with EmulatorServer(config) as server:
-        seed = emulator_seed(scripts)
-        with EmulatorAdminClient(server.url, key=EMULATOR_KEY) as admin:
-            admin.seed(seed)
-        seeded = [a["name"] for a in seed["avatars"]] + [
-            m["voiceName"] for m in seed.get("models", [])
-        ]
-        extra = f" ({', '.join(seeded)} seeded)" if seeded else ""
+    with embedded_emulator(conf) as url:
+        resource = resource_file(conf)
         console.print(
-            "No AVATARPIPE_SPEECH_ENDPOINT: using the embedded Speech emulator at "
-            f"{server.url}{extra}."
+            f"No AVATARPIPE_SPEECH_ENDPOINT: using the embedded Speech emulator at {url}, "
+            f"holding the resource of {resource.name} ({describe_resource(resource)}).",
+            soft_wrap=True,
         )
-        yield server.url
+        yield url
 
 
 @contextmanager
-def _endpoint(conf: Settings, scripts: list[Script]) -> Iterator[str]:
+def _teardown_lines(lines: list[str]) -> Iterator[None]:
+    """Collect what the run's teardown reports (stage ``teardown`` of the progress hub)."""
+    from avatarpipe import progress
+
+    def note(event: progress.ProgressEvent) -> None:
+        if event.stage == "teardown":
+            lines.append(event.detail)
+
+    progress.subscribe(note)
+    try:
+        yield
+    finally:
+        progress.unsubscribe(note)
+
+
+@contextmanager
+def _endpoint(conf: Settings) -> Iterator[str]:
     """The configured endpoint, or the embedded emulator's for as long as the run lasts."""
     if conf.speech_endpoint:
         yield conf.speech_endpoint
         return
-    with _embedded_emulator(conf, scripts) as url:
+    with _embedded_emulator(conf) as url:
         yield url
 
 
-def _run_settings(backend: str | None, out: Path | None, teardown: str) -> Settings:
+def run_settings(backend: str | None, out: Path | None, teardown: str = "keep") -> Settings:
     """The settings of a run, with the command line's choices applied and checked.
 
     Raises:
@@ -163,7 +180,7 @@ def _run_settings(backend: str | None, out: Path | None, teardown: str) -> Setti
     return conf
 
 
-def _check_azure(conf: Settings) -> None:
+def check_azure(conf: Settings) -> None:
     """Fail early when the Azure backend lacks its endpoint or credentials.
 
     Raises:
@@ -211,6 +228,13 @@ def run(
             "are always resubmitted."
         ),
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print what would be submitted and its cost (see `estimate`); submit nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Render a script into finished video(s) under outputs/<slug>/<run-id>/.
 
@@ -218,25 +242,41 @@ def run(
     Videos already verified in the result store are reused (re-checked) and never paid for
     twice, even after --delete-jobs or once the service dropped its jobs; reruns re-attach to
     jobs still rendering, and resubmit jobs that failed for a transient reason.
+    AVATARPIPE_MAX_COST_PER_RUN refuses a run estimated above it (exit 2) before any job.
     """
+    from avatarpipe.batch.estimate import check_cost_limit
+    from avatarpipe.cli.estimate import print_billed, print_estimate, run_estimate
+
     try:
-        conf = _run_settings(backend, out, teardown)
-        scripts = _load(script, csv)
+        conf = run_settings(backend, out, teardown)
+        scripts = load_scripts(script, csv)
         check_output_root(conf.output_dir)  # after the scripts: an invalid one writes nothing
-        _check_azure(conf)
+        estimate = run_estimate(scripts, conf, delete_jobs=delete_jobs, retry_failed=retry_failed)
+        if dry_run:
+            print_estimate(estimate, conf.resolved_backend)
+            console.print("dry run: nothing was submitted")
+            return
+        check_cost_limit(estimate, conf.max_cost_per_run)
+        check_azure(conf)
+        if not conf.speech_endpoint:
+            from avatarpipe.cli.seed import resource_file
+
+            resource_file(conf)  # a missing resource file fails before anything starts
     except AvatarpipeError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     display = Display(live=sys.stderr.isatty())
     chosen = conf.resolved_backend
     started = time.time()
+    torn_down: list[str] = []  # what --teardown did, printed after the videos
     try:
         with (
+            _teardown_lines(torn_down),
             stop_on_signals(
                 console, display.interrupted, lambda: remove_staging(conf.output_dir, started)
             ),
             prefect_api(),  # a temporary server the CLI owns when PREFECT_API_URL is unset
-            _endpoint(conf, scripts) as endpoint,
+            _endpoint(conf) as endpoint,
             display.running(),
             quiet_prefect_console(),
         ):
@@ -266,11 +306,14 @@ def run(
                 str(csv) if csv else None,
             )
     except AvatarpipeError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     for item in published:
         for video in item.videos:
             stdout.print(f"video: {video}", soft_wrap=True)
         stdout.print(f"manifest: {item.manifest}", soft_wrap=True)
+    for line in torn_down:
+        stdout.print(f"teardown: {line}", soft_wrap=True)
+    print_billed([Path(item.manifest) for item in published])
     console.print(
         "Watch runs in the Prefect UI: `uv run prefect server start`, then open "
         "http://127.0.0.1:4200 (runs made here are stored in the same Prefect database)."
@@ -289,6 +332,15 @@ _mount_emulator()
 app.command(name="serve")(serve)
 app.add_typer(
     stack_app, name="stack", help="The local stack: `make up`, `make stack`, `make down`."
+)
+app.add_typer(avatars_app, name="avatars")
+app.add_typer(voices_app, name="voices")
+app.command(name="teardown")(teardown_command)
+app.command(name="doctor")(doctor)
+app.command(name="estimate")(estimate_command)
+app.command(name="status")(status_command)
+app.add_typer(
+    jobs_app, name="jobs", help="List, show, cancel, delete and prune the service's batch jobs."
 )
 
 

@@ -43,7 +43,6 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-import yaml
 
 from avatarpipe.errors import AvatarpipeError, ConfigError, StorageError
 from avatarpipe.processes import child_process_kwargs, stop_child
@@ -428,10 +427,7 @@ class Stack:
 
     def _start_emulator(self, port: int) -> StackProcess:
         conf = self.config
-        local = [] if conf.scripts.startswith("blob:") else [Path(conf.scripts)]
-        seed = _seed(
-            [REPO / "templates" / "scripts", *local], self.state_dir / "emulator-seed.yaml"
-        )
+        seed = _seed()
         argv = [
             _avatarpipe_bin(), "emulator", "serve", "--port", str(port),
             "--state", str(self.state_dir / "emulator"), "--seed", str(seed),
@@ -563,20 +559,16 @@ def _online_workers(api: str) -> set[str]:
     return {w["name"] for w in resp.json() if w.get("status") == "ONLINE"}
 
 
-def _seed(script_dirs: list[Path], dest: Path) -> Path:
-    """An emulator seed file making the scripts' custom avatars and voices exist (not deployed)."""
-    from avatarpipe.cli.seed import emulator_seed
-    from avatarpipe.scripts.loader import load_script
+def _seed() -> Path:
+    """The emulator's resource file: what the stack's Speech emulator holds (see cli.seed).
 
-    scripts = []
-    for folder in script_dirs:
-        for path in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
-            try:
-                scripts.append(load_script(path))
-            except AvatarpipeError:
-                continue
-    dest.write_text(yaml.safe_dump(emulator_seed(scripts), sort_keys=False), encoding="utf-8")
-    return dest
+    Raises:
+        ConfigError: ``AVATARPIPE_EMULATOR_RESOURCE`` names a missing file, or a setting is invalid.
+    """
+    from avatarpipe.cli.seed import resource_file
+    from avatarpipe.settings import load_settings
+
+    return resource_file(load_settings())
 
 
 # -- the supervisor and the commands -----------------------------------------------------------

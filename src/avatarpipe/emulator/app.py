@@ -2,9 +2,9 @@
 
 Every request first passes a gateway (like Azure's API Management in front of the service): it
 sets ``apim-request-id``, checks the key, the api-version, the rate limit and the injected faults,
-and counts the answer per route template for ``GET /emulator/stats``. Every error, including
-unknown routes, wrong methods and malformed requests, is ``{"error": {"code", "message"}}`` with
-the ``x-ms-error-code`` header.
+and counts the answer per route template for ``GET /emulator/stats``, keeping the arrival time of
+each Azure API request. Every error, including unknown routes, wrong methods and malformed
+requests, is ``{"error": {"code", "message"}}`` with the ``x-ms-error-code`` header.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -139,6 +140,7 @@ class EmulatorApp(FastAPI):
 
     async def _gateway(self, scope: Scope, receive: Receive, send: Send) -> None:
         res = self.resource
+        arrived = time.time()
         request_id = str(uuid.uuid4())
         method = scope["method"]
         template, matched = self._template(scope)
@@ -153,13 +155,16 @@ class EmulatorApp(FastAPI):
                 message["headers"] = headers
             await send(message)
 
+        api = _api(scope["path"])
+
         def count(status: str) -> None:
             try:
                 res.store.count_request(route_key, status)
+                if api is not None:
+                    res.store.note_arrival(arrived, route_key, status)
             except Exception:  # pragma: no cover - stats never break a request
                 log.exception("emulator: counting a request failed")
 
-        api = _api(scope["path"])
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         early: Response | None = None
         if api is not None or scope["path"].startswith("/emulator/"):
@@ -273,7 +278,7 @@ def create_app(config: EmulatorConfig, renderer: Renderer | None = None) -> Emul
     if config.seed is not None:
         from avatarpipe.emulator.seed import load_seed_file
 
-        load_seed_file(resource, config.seed)
+        load_seed_file(resource, config.seed, exact=config.seed_exact)
     worker = JobWorker(resource, renderer or load_renderer(config))
 
     @asynccontextmanager

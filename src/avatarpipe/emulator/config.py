@@ -64,6 +64,8 @@ class EmulatorConfig(BaseModel):
         port: Port to bind; ``0`` picks a free one.
         state_dir: Where the SQLite database and the rendered results live.
         seed: A YAML (or JSON) seed file loaded at start (avatars, CNV resources, key).
+        seed_exact: The seed file is the whole resource (a declared resource file): avatars
+            and CNV items it does not declare are removed at start.
         time_scale: Multiplies every modelled duration: ``1.0`` is the modelled real durations,
             ``0`` is as fast as possible.
         key: The resource key. ``None`` accepts any key, but one of the two auth headers is
@@ -94,6 +96,7 @@ class EmulatorConfig(BaseModel):
     port: int = Field(default=8765, ge=0, le=65535)
     state_dir: Path = Path(".avatarpipe/emulator")
     seed: Path | None = None
+    seed_exact: bool = False
     time_scale: float = Field(default=1.0, ge=0.0)
     key: str | None = None
     queue_delay_s: float = Field(default=5.0, ge=0.0)

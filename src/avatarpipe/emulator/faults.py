@@ -6,6 +6,7 @@ import math
 import random
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,60 +17,62 @@ __all__ = ["FaultInjector", "InjectedFault", "RateLimiter"]
 FaultKind = Literal["429", "500", "503", "reset", "slow"]
 
 
-class _Bucket:
-    """A token bucket: ``per_minute`` tokens a minute, holding at most ``max(1, per_minute)``."""
+class _Window:
+    """At most ``count`` requests in any ``window_s``: ``N`` in any 60 s for ``N`` a minute.
+
+    A sliding window is the strictest reading of Azure's "2 requests per 1 minute": a client that
+    keeps to it keeps to a fixed window or a token bucket of the same figure as well. Below one a
+    minute, one request per ``60 / N`` seconds.
+    """
 
     def __init__(self, per_minute: float) -> None:
-        self.rate = per_minute / 60.0
-        self.capacity = max(1.0, per_minute)
-        self.tokens = self.capacity
-        self.stamp = time.monotonic()
+        self.count = max(1, math.floor(per_minute))
+        self.window_s = 60.0 * self.count / per_minute
+        self.times: deque[float] = deque()
 
-    def take(self) -> float:
-        """Take a token; return 0 on success, else the seconds until one is available."""
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+    def wait(self, now: float) -> float:
+        """Seconds until a request fits (0 when one fits now)."""
+        while self.times and self.times[0] <= now - self.window_s:
+            self.times.popleft()
+        if len(self.times) < self.count:
             return 0.0
-        return (1.0 - self.tokens) / self.rate
+        return self.times[0] + self.window_s - now
+
+    def take(self, now: float) -> None:
+        """Count a request at ``now``."""
+        self.times.append(now)
 
 
 class RateLimiter:
     """Requests-per-minute budgets: one for all Azure API calls and one per operation kind.
 
-    A request must find a token in the overall bucket and in its kind's bucket; when either is
-    empty it is refused with the seconds to wait (sent as ``Retry-After``, an emulator extension:
+    A request must fit in the overall window and in its kind's window; when either is full it is
+    refused with the seconds to wait (sent as ``Retry-After``, an emulator extension:
     Azure does not promise the header).
     """
 
     def __init__(self, per_minute: float | None, per_kind: dict[str, float]) -> None:
-        """Create the buckets.
+        """Create the windows.
 
         Args:
             per_minute: Overall limit, ``None`` for none.
             per_kind: Limits per operation kind.
         """
         self._lock = threading.Lock()
-        self._all = _Bucket(per_minute) if per_minute else None
-        self._kinds = {kind: _Bucket(rate) for kind, rate in per_kind.items() if rate > 0}
+        self._all = _Window(per_minute) if per_minute else None
+        self._kinds = {kind: _Window(rate) for kind, rate in per_kind.items() if rate > 0}
 
     def check(self, kind: str) -> int | None:
         """Spend a request of ``kind``: ``None`` if allowed, else the ``Retry-After`` seconds."""
         with self._lock:
-            buckets = [b for b in (self._all, self._kinds.get(kind)) if b is not None]
-            waits = []
-            for bucket in buckets:
-                # Peek first so that a refused request does not spend the other bucket's token.
-                now = time.monotonic()
-                tokens = min(bucket.capacity, bucket.tokens + (now - bucket.stamp) * bucket.rate)
-                if tokens < 1.0:
-                    waits.append((1.0 - tokens) / bucket.rate)
-            if waits:
-                return max(1, math.ceil(max(waits)))
-            for bucket in buckets:
-                bucket.take()
+            windows = [w for w in (self._all, self._kinds.get(kind)) if w is not None]
+            now = time.monotonic()
+            # Check every window first so that a refused request counts in none of them.
+            wait = max((window.wait(now) for window in windows), default=0.0)
+            if wait > 0:
+                return max(1, math.ceil(wait))
+            for window in windows:
+                window.take(now)
             return None
 
 

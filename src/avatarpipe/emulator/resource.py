@@ -47,7 +47,7 @@ class EmulatedResource(ResourceCore):
         self.voices = Voices(self, self.operations)
         self.avatars = Avatars(self)
 
-    def seed(self, data: dict[str, Any]) -> dict[str, int]:
+    def seed(self, data: dict[str, Any], *, exact: bool = False) -> dict[str, int]:
         """Load avatars, CNV projects/models/endpoints and the key from a seed document.
 
         Seeded models and endpoints are ``Succeeded`` unless they say otherwise.
@@ -55,6 +55,8 @@ class EmulatedResource(ResourceCore):
         Args:
             data: ``{key?, avatars: [{name, deployed}], projects: [...], models: [...],
                 endpoints: [...]}`` (CNV items in API shape).
+            exact: The document is the whole resource: avatars and CNV items it does not
+                declare are removed (a declared resource file; jobs are kept).
 
         Returns:
             How many items of each kind were added.
@@ -62,6 +64,25 @@ class EmulatedResource(ResourceCore):
         Raises:
             ApiError: 400 for an invalid item.
         """
+        counts = self._seed(data)
+        if exact:
+            self._keep_only(data)
+        return counts
+
+    def _keep_only(self, data: dict[str, Any]) -> None:
+        """Remove the avatars and CNV items ``data`` does not declare."""
+        store = self.store
+        avatars = {str(a.get("name")) for a in data.get("avatars") or []}
+        for model in store.list_avatars():
+            if model.name not in avatars:
+                store.delete_avatar(model.name)
+        for kind in ("endpoints", "models", "projects"):
+            ids = {str(item.get("id")).lower() for item in data.get(kind) or []}
+            for res in store.list_cv(kind):
+                if res.id.lower() not in ids:
+                    store.delete_cv(kind, res.id)
+
+    def _seed(self, data: dict[str, Any]) -> dict[str, int]:
         if not isinstance(data, dict):
             raise bad_request("The seed must be a mapping.")
         unknown = set(data) - SEED_SECTIONS

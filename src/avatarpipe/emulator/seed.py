@@ -32,12 +32,15 @@ if TYPE_CHECKING:
 __all__ = ["load_seed_file"]
 
 
-def load_seed_file(resource: EmulatedResource, path: Path) -> dict[str, int]:
+def load_seed_file(
+    resource: EmulatedResource, path: Path, *, exact: bool = False
+) -> dict[str, int]:
     """Load a YAML (or JSON) seed file into the emulated resource.
 
     Args:
         resource: The emulated resource.
         path: The seed file.
+        exact: The file is the whole resource: what it does not declare is removed.
 
     Returns:
         How many items of each kind were loaded.
@@ -52,6 +55,6 @@ def load_seed_file(resource: EmulatedResource, path: Path) -> dict[str, int]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     try:
-        return resource.seed(data or {})
+        return resource.seed(data or {}, exact=exact)
     except ApiError as exc:
         raise ConfigError(f"{path}: {exc.message}") from None

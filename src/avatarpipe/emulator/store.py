@@ -15,13 +15,17 @@ import json
 import os
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CvResource", "Job", "Operation", "Store", "AvatarModel"]
+__all__ = ["REQUEST_TIMES_KEPT", "AvatarModel", "CvResource", "Job", "Operation", "Store"]
+
+REQUEST_TIMES_KEPT = 4096
+"""Arrival times kept for ``GET /emulator/stats`` (``request_times``), newest first out last."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -166,6 +170,7 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._arrivals: deque[tuple[float, str, str]] = deque(maxlen=REQUEST_TIMES_KEPT)
 
     def close(self) -> None:
         """Close the database."""
@@ -500,6 +505,17 @@ class Store:
                 (route, status),
             )
 
+    def note_arrival(self, at: float, route: str, status: str) -> None:
+        """Keep the arrival time of one Azure API request (the newest ``REQUEST_TIMES_KEPT``).
+
+        Args:
+            at: When it arrived (wall clock, epoch seconds).
+            route: ``"METHOD /template"``.
+            status: The status answered (``dropped`` for a reset connection).
+        """
+        with self._lock:
+            self._arrivals.append((at, route, status))
+
     def bump(self, name: str, by: int = 1) -> None:
         """Add to a named counter."""
         with self.transaction() as db:
@@ -517,7 +533,9 @@ class Store:
                 r["status"]: r["n"]
                 for r in self._db.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
             }
+            arrivals = sorted(self._arrivals)
         return {
+            "request_times": [[at, route, status] for at, route, status in arrivals],
             "requests_by_route": by_route,
             "counters": counters,
             "puts_by_job_id": puts,

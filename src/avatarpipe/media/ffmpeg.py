@@ -96,6 +96,9 @@ class StreamInfo:
         sample_rate: Audio sample rate in Hz.
         channels: Audio channel layout as printed (``mono``, ``stereo``).
         alpha: Whether the stream carries an alpha channel (pixel format or ``alpha_mode`` tag).
+        bitrate_kbps: The stream's bitrate as the container states it, when it does.
+        color: Video colour properties as printed after the pixel format (``tv, bt709,
+            progressive``), ``None`` when none are printed.
     """
 
     index: int
@@ -108,6 +111,8 @@ class StreamInfo:
     sample_rate: int | None = None
     channels: str | None = None
     alpha: bool = False
+    bitrate_kbps: int | None = None
+    color: str | None = None
 
 
 @dataclass(frozen=True)
@@ -156,16 +161,22 @@ _STREAM_RE = re.compile(
 _SIZE_RE = re.compile(r"\b(?P<w>\d{2,5})x(?P<h>\d{2,5})\b")
 _FPS_RE = re.compile(r"(?P<fps>\d+(?:\.\d+)?) fps")
 _HZ_RE = re.compile(r"(?P<hz>\d+) Hz, (?P<ch>[^,]+)")
+_KBPS_RE = re.compile(r"(?P<kbps>\d+) kb/s")
 _TIME_RE = re.compile(r"time=(?P<h>\d+):(?P<m>\d+):(?P<s>\d+(?:\.\d+)?)")
 
 
 def _parse_stream(idx: int, kind: str, rest: str, following: list[str]) -> StreamInfo:
     codec = rest.split(",")[0].split(" ")[0].strip()
     info: dict[str, Any] = {"index": idx, "kind": kind.lower(), "codec": codec}
+    kbps = _KBPS_RE.search(rest)
+    if kbps:
+        info["bitrate_kbps"] = int(kbps["kbps"])
     if kind == "Video":
         parts = [p.strip() for p in re.split(r",(?![^()]*\))", rest)]
         if len(parts) > 1:
             info["pix_fmt"] = parts[1].split("(")[0].strip()
+            if "(" in parts[1]:
+                info["color"] = parts[1].split("(", 1)[1].rstrip(")").strip()
         size = _SIZE_RE.search(rest)
         if size:
             info["width"], info["height"] = int(size["w"]), int(size["h"])

@@ -191,6 +191,10 @@ class Preset(_Strict):
         video_bitrate_kbps: Target video bitrate (VBV-capped); exclusive with ``crf``.
         crf: Constant quality; used when ``video_bitrate_kbps`` is not set.
         speed: Encoder speed/quality trade-off (x264/x265 ``-preset`` names).
+        video_copy: ``auto``: when the delivered picture already is what the preset makes
+            (codec, size, frame rate, pixel format, bitrate under the VBV cap) and nothing is
+            drawn on it, copy the video stream and process only the audio; ``never``: always
+            re-encode (e.g. to force the preset's bitrate).
         audio_codec: ``aac`` or ``opus``.
         audio_bitrate_kbps: Audio bitrate.
         sample_rate: Audio sample rate.
@@ -222,6 +226,7 @@ class Preset(_Strict):
     speed: Literal[
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
     ] = "medium"
+    video_copy: Literal["auto", "never"] = "auto"
     audio_codec: Literal["aac", "opus"] = "aac"
     audio_bitrate_kbps: int = Field(128, ge=16, le=512)
     sample_rate: Literal[44100, 48000] = 48000

@@ -2,8 +2,11 @@
 
 The manifest names every scene (its SSML digest, the job that rendered it, the billed seconds,
 the verified scene video) and every output (file names relative to the folder), so a folder
-can be audited or re-published without the Prefect database. It holds no secret: the endpoint
-is a plain URL, and :func:`~avatarpipe.publish.folder.write_json_atomic` redacts on write.
+can be audited or re-published without the Prefect database. Each output says which of its
+streams were copied from the service's video untouched (``copied_streams``, and
+``video.copied`` / ``video.reencoded_because``) and how many outputs its ffmpeg pass wrote.
+It holds no secret: the endpoint is a plain URL, and
+:func:`~avatarpipe.publish.folder.write_json_atomic` redacts on write.
 """
 
 from __future__ import annotations
@@ -25,7 +28,11 @@ _FILE_KEYS = ("path", "thumbnail", "contact_sheet")
 
 
 def output_entries(results: list[OutputResult]) -> list[dict[str, Any]]:
-    """The manifest's ``outputs`` for post-processed videos (file names, not paths)."""
+    """The manifest's ``outputs`` for post-processed videos (file names, not paths).
+
+    Each entry keeps :meth:`~avatarpipe.media.postprocess.OutputResult.to_manifest`'s record of
+    the copied streams and of why the picture was re-encoded.
+    """
     outputs = [r.to_manifest() for r in results]
     for out in outputs:
         for key in _FILE_KEYS:
@@ -56,6 +63,7 @@ def build_manifest(
     backend: str,
     endpoint: str,
     timings: dict[str, float],
+    estimate: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """The manifest of one script's run.
 
@@ -69,6 +77,9 @@ def build_manifest(
         backend: ``azure`` or ``emulator``.
         endpoint: The Speech endpoint (a plain URL).
         timings: Seconds per stage.
+        estimate: The run's estimate for this script (``estimated_seconds``,
+            ``estimated_cost_usd``, ``usd_per_minute``: see
+            :meth:`avatarpipe.batch.estimate.RunEstimate.billing_for`), shown beside the billing.
 
     Returns:
         The JSON-safe manifest.
@@ -98,6 +109,11 @@ def build_manifest(
                 },
             }
         )
+    billed = sum(j.billing_seconds or 0 for j in (jobs.get(s.video.key) for s in scenes) if j)
+    billing: dict[str, Any] = {"avatar_seconds": billed}
+    if estimate is not None:
+        billing["cost_usd"] = round(billed / 60 * estimate["usd_per_minute"], 4)
+        billing.update(estimate)
     return {
         "schema": SCHEMA,
         "title": script.title,
@@ -114,8 +130,6 @@ def build_manifest(
         },
         "scenes": scene_rows,
         "outputs": outputs,
-        "billing": {
-            "avatar_seconds": sum(r["billing_seconds"] or 0 for r in scene_rows),
-        },
+        "billing": billing,
         "timings_s": timings,
     }

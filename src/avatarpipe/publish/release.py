@@ -46,6 +46,7 @@ def release(
     backend: str,
     endpoint: str,
     timings: dict[str, float],
+    estimate: dict[str, float] | None = None,
 ) -> PublishedVideo:
     """Write the manifest, commit the run folder and upload it to the container.
 
@@ -60,6 +61,7 @@ def release(
         backend: ``azure`` or ``emulator``.
         endpoint: The Speech endpoint (a plain URL).
         timings: Seconds per stage.
+        estimate: The run's estimate for this script, recorded beside the billing.
 
     Returns:
         The published folder.
@@ -82,6 +84,7 @@ def release(
         backend=backend,
         endpoint=endpoint,
         timings=timings,
+        estimate=estimate,
     )
     final = run_dir.commit(manifest)
     files = sorted(p for p in final.iterdir() if p.is_file())

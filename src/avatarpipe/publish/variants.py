@@ -2,8 +2,11 @@
 
 A script names a preset and its variants in ``post``; each variant is the preset reframed for
 that aspect ratio and is written as ``<slug><suffix><ext>`` into the run folder (``16:9`` has
-no suffix, ``9:16`` is ``-9x16``). Without post-processing the scenes are only joined into
-``<slug>.mp4``.
+no suffix, ``9:16`` is ``-9x16``). The jobs of one script read the same parts, so
+:func:`~avatarpipe.media.postprocess.process_outputs` makes them all in one ffmpeg pass (one
+decode for every variant). An intro or outro conformed to the scenes' stream parameters is kept
+in ``<output root>/.cache/conformed`` for later runs. Without post-processing the scenes are
+only joined into ``<slug>.mp4``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from avatarpipe.scripts.model import Script
 __all__ = ["joined_path", "output_jobs", "preset_for", "variant_suffix"]
 
 DEFAULT_VARIANT = "16:9"
+CONFORM_CACHE = Path(".cache") / "conformed"
 
 
 def variant_suffix(variant: str) -> str:
@@ -38,6 +42,8 @@ def preset_for(script: Script, variant: str) -> Preset:
 def output_jobs(script: Script, scenes: list[Path], run_dir: RunDirectory) -> list[PostJob]:
     """One post-processing job per variant of the script, writing into its run folder.
 
+    The jobs share their parts, so they are made in one pass (see the module docstring).
+
     Args:
         script: A validated script.
         scenes: The script's scene videos, in order.
@@ -52,6 +58,7 @@ def output_jobs(script: Script, scenes: list[Path], run_dir: RunDirectory) -> li
         StorageError: An output name would leave the run folder.
     """
     cues = [scene_cues(p) for p in scenes]
+    cache_dir = run_dir.final.parents[1] / CONFORM_CACHE
     jobs = []
     for variant in script.post.variants:
         preset = preset_for(script, variant)
@@ -65,6 +72,7 @@ def output_jobs(script: Script, scenes: list[Path], run_dir: RunDirectory) -> li
                 music=script.post.music,
                 logo=script.post.logo,
                 scene_cues=cues,
+                cache_dir=cache_dir,
             )
         )
     return jobs

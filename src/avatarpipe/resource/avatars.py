@@ -7,6 +7,8 @@ click through Speech Studio; these functions do it (or check it):
   through its admin API (:class:`~avatarpipe.speech.emulator_admin.EmulatorAdminClient`).
 * :func:`probe_azure_avatar`: on Azure, where deploying avatars has no public API, a minimal
   probe job proves the avatar is usable; a success is cached with an expiry.
+* :func:`list_emulator_avatars`, :func:`check_emulator_avatar`, :func:`remove_emulator_avatar`:
+  what ``avatarpipe avatars`` does on the emulator; :func:`studio_steps` what it prints for Azure.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -31,6 +34,7 @@ from avatarpipe.errors import (
     SynthesisFailedError,
     WaitTimeoutError,
 )
+from avatarpipe.resource.names import holds
 from avatarpipe.speech.emulator_admin import EmulatorAdminClient
 from avatarpipe.speech.models import (
     BatchAvatarConfig,
@@ -45,13 +49,18 @@ from avatarpipe.speech.models import (
 )
 
 __all__ = [
+    "PROBE_COST",
     "AvatarCheck",
+    "AvatarState",
     "AvatarStudioSteps",
     "ProbeApi",
+    "check_emulator_avatar",
     "ensure_avatar",
     "ensure_emulator_avatar",
+    "list_emulator_avatars",
     "probe_azure_avatar",
     "remove_emulator_avatar",
+    "studio_steps",
 ]
 
 log = logging.getLogger(__name__)
@@ -61,6 +70,66 @@ AvatarStudioSteps = (
     "deployment shows Succeeded (each Speech resource holds at most 10 custom avatar "
     "endpoints), and use the same Speech resource (endpoint and key) here"
 )
+
+
+PROBE_COST = (
+    "one batch job with a two-word input (about one second of avatar video, billed at your "
+    "resource's custom avatar rate, plus its few characters of speech) and a handful of "
+    "requests of the request budget; the job is deleted afterwards and a success is "
+    "remembered for 24 hours"
+)
+"""What a probe of a custom avatar on Azure costs (said before one runs)."""
+
+_STUDIO = "Sign in to Speech Studio (https://speech.microsoft.com) and select this Speech resource"
+
+
+def studio_steps(action: Literal["deploy", "remove"], name: str) -> list[str]:
+    """The Speech Studio steps that deploy or remove a custom avatar (Azure has no API for it).
+
+    Args:
+        action: ``deploy`` or ``remove``.
+        name: The custom avatar model name.
+
+    Returns:
+        The steps, in order.
+    """
+    if action == "deploy":
+        return [
+            f"{_STUDIO} (top right).",
+            "Open Custom Avatar, then your project.",
+            f"Train model: {name} must have finished training (its name is what scripts call "
+            "the avatar).",
+            f"Deploy model > Deploy model, choose {name}, confirm.",
+            "Wait until its status is Succeeded: it is hosted, usable by batch jobs, and billed "
+            "while it stays deployed (at most 10 custom avatar endpoints per resource).",
+            f"Then `avatarpipe avatars check {name} --yes` proves it with a probe job.",
+        ]
+    return [
+        f"{_STUDIO} (top right).",
+        "Open Custom Avatar, then your project, then Deploy model.",
+        f"Select the deployment of {name} (status Succeeded means it is being hosted and "
+        "billed), then Delete.",
+        "The trained model stays: deploy it again before the next batch.",
+    ]
+
+
+@dataclass(frozen=True)
+class AvatarState:
+    """A custom avatar of the resource and its deployment.
+
+    Attributes:
+        name: The custom avatar model name (``talkingAvatarCharacter``).
+        deployment: ``NotStarted``, ``Running``, ``Succeeded`` (hosted and billed) or
+            ``Failed``; ``None`` when it is not deployed.
+    """
+
+    name: str
+    deployment: str | None
+
+    @property
+    def hosted(self) -> bool:
+        """Whether it is deployed (or deploying), and so billed."""
+        return self.deployment in ("NotStarted", "Running", "Succeeded")
 
 
 @contextlib.contextmanager
@@ -112,10 +181,7 @@ def ensure_emulator_avatar(
     """
     avatar = admin.get_avatar(name)
     if avatar is None:
-        raise DeploymentError(
-            f"custom avatar {name!r} does not exist in this Speech resource: train it in Speech "
-            "Studio (Custom Avatar > your project > Train model), or fix avatar.character"
-        )
+        raise _unknown(admin, name)
     status = _status(avatar)
     if status == "Succeeded":
         return avatar
@@ -156,22 +222,67 @@ def ensure_emulator_avatar(
     )
 
 
+def _unknown(admin: EmulatorAdminClient, name: str) -> DeploymentError:
+    """The error for a custom avatar the resource does not hold, naming those it does."""
+    held = holds(name, (a["name"] for a in admin.list_avatars()), "custom avatars")
+    return DeploymentError(
+        f"custom avatar {name!r} does not exist in this Speech resource ({held}): fix "
+        "avatar.character, or train it in Speech Studio (Custom Avatar > your project > Train "
+        "model)"
+    )
+
+
 @_key_checked()
-def remove_emulator_avatar(admin: EmulatorAdminClient, name: str) -> None:
-    """Remove a custom avatar's deployment on the emulator (hosting is billed while deployed).
+def list_emulator_avatars(admin: EmulatorAdminClient) -> list[AvatarState]:
+    """The custom avatars of the emulated resource, with their deployments.
 
     Raises:
-        DeploymentError: The emulator refused.
+        AuthenticationError: The emulator does not accept the key.
+        ServiceError: The emulator could not be reached or failed.
+    """
+    return sorted(
+        (AvatarState(str(a["name"]), _status(a)) for a in admin.list_avatars()),
+        key=lambda a: a.name,
+    )
+
+
+@_key_checked()
+def check_emulator_avatar(admin: EmulatorAdminClient, name: str) -> AvatarState:
+    """One custom avatar of the emulated resource (it exists; deployed or not).
+
+    Raises:
+        DeploymentError: The resource holds no such avatar (the message names those it holds).
+        AuthenticationError: The emulator does not accept the key.
+        ServiceError: The emulator could not be reached or failed.
+    """
+    avatar = admin.get_avatar(name)
+    if avatar is None:
+        raise _unknown(admin, name)
+    return AvatarState(str(avatar["name"]), _status(avatar))
+
+
+@_key_checked()
+def remove_emulator_avatar(admin: EmulatorAdminClient, name: str) -> bool:
+    """Remove a custom avatar's deployment on the emulator (hosting is billed while deployed).
+
+    Returns:
+        ``False`` when the avatar was not deployed (nothing to remove).
+
+    Raises:
+        DeploymentError: The resource holds no such avatar, or the emulator refused.
         AuthenticationError: The emulator does not accept the key.
     """
     try:
-        admin.remove_deployment(name)
+        removed = admin.remove_deployment(name)
     except ServiceError as exc:
         if exc.status_code in (401, 403):
             raise
         raise DeploymentError(
             f"custom avatar {name!r}: removal failed: {exc.service_message or exc.message}"
         ) from None
+    if not removed and admin.get_avatar(name) is None:
+        raise _unknown(admin, name)
+    return removed
 
 
 # ------------------------------------------------------------------ Azure avatars

@@ -5,17 +5,23 @@ Microsoft's documentation leaves this to people clicking in Speech Studio;
 exists in *this* Speech resource (a 404 means it lives elsewhere), is ``Succeeded`` (a suspended
 one is resumed, a deploying one waited for), and serves a ``Succeeded`` model whose ``voiceName``
 is the name the script uses.
+
+:func:`list_voice_endpoints`, :func:`check_voice_endpoint`, :func:`suspend_voice_endpoint` and
+:func:`resume_voice_endpoint` are what ``avatarpipe voices`` does, on Azure and the emulator
+alike (the same custom voice API).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Protocol
 
 from avatarpipe.batch.wait import wait_until
-from avatarpipe.errors import CustomVoiceError, WaitTimeoutError
+from avatarpipe.errors import CustomVoiceError, NotFoundError, WaitTimeoutError
+from avatarpipe.resource.names import holds
 from avatarpipe.speech.models import (
     CustomVoiceStatus,
     Endpoint,
@@ -24,7 +30,15 @@ from avatarpipe.speech.models import (
     Model,
 )
 
-__all__ = ["VoiceApi", "ensure_custom_voice"]
+__all__ = [
+    "VoiceApi",
+    "VoiceEndpoint",
+    "check_voice_endpoint",
+    "ensure_custom_voice",
+    "list_voice_endpoints",
+    "resume_voice_endpoint",
+    "suspend_voice_endpoint",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +59,148 @@ class VoiceApi(Protocol):
     def resume_endpoint(self, endpoint_id: str) -> Endpoint: ...  # noqa: D102
 
     def create_endpoint(self, endpoint_id: str, endpoint: Endpoint) -> Endpoint: ...  # noqa: D102
+
+    def list_endpoints(self, filter: str | None = None) -> Iterator[Endpoint]: ...  # noqa: D102
+
+    def list_models(self, filter: str | None = None) -> Iterator[Model]: ...  # noqa: D102
+
+    def suspend_endpoint(self, endpoint_id: str) -> Endpoint: ...  # noqa: D102
+
+
+@dataclass(frozen=True)
+class VoiceEndpoint:
+    """A custom voice endpoint of the resource and the voice it serves.
+
+    Attributes:
+        id: The endpoint id (the script's ``voice.deployment_id``).
+        voice_name: The voice name of its model (the script's ``voice.name``), when known.
+        status: ``Succeeded`` (running, billed), ``Disabled`` (suspended, not billed),
+            ``Running`` or ``Disabling`` (changing), ``Failed``, ``NotStarted``.
+        model_id: Its model.
+        kind: ``HighPerformance`` or ``FastResume``, when given.
+    """
+
+    id: str
+    voice_name: str | None
+    status: str
+    model_id: str
+    kind: str | None = None
+
+    @property
+    def note(self) -> str:
+        """What the status means for runs and for the bill."""
+        return {
+            "Succeeded": "running: usable now, billed while it runs",
+            "Disabled": "suspended: not billed; the next run resumes it (a few minutes)",
+            "Disabling": "suspending",
+            "Running": "deploying or resuming",
+            "NotStarted": "deploying",
+            "Failed": "failed: redeploy it in Speech Studio (Custom voice > Deploy model)",
+        }.get(self.status, "")
+
+
+def _state(endpoint: Endpoint, voices: dict[str, str | None]) -> VoiceEndpoint:
+    kind = endpoint.properties.kind if endpoint.properties else None
+    return VoiceEndpoint(
+        id=str(endpoint.id),
+        voice_name=voices.get(endpoint.model_id),
+        status=endpoint.status.value if endpoint.status else "unknown",
+        model_id=endpoint.model_id,
+        kind=kind.value if kind is not None else None,
+    )
+
+
+def list_voice_endpoints(api: VoiceApi) -> list[VoiceEndpoint]:
+    """Every custom voice endpoint of this resource, with the voice name each serves.
+
+    Two listings (endpoints, models), following their pages.
+
+    Raises:
+        ServiceError: A request failed (``AuthenticationError`` for a wrong key).
+        ResponseError: An answer is malformed.
+    """
+    voices = {str(m.id): m.voice_name for m in api.list_models()}
+    return sorted((_state(e, voices) for e in api.list_endpoints()), key=lambda v: v.id)
+
+
+def _missing(api: VoiceApi, deployment_id: str, what: str) -> CustomVoiceError:
+    """The error for an endpoint this resource does not hold, naming those it does."""
+    held = holds(
+        deployment_id,
+        (f"{e.id}" for e in list_voice_endpoints(api)),
+        "custom voice endpoints",
+    )
+    return CustomVoiceError(
+        f"{what}: endpoint {deployment_id} does not exist in this Speech resource ({held}); "
+        f"{_COPY_STEPS}"
+    )
+
+
+def check_voice_endpoint(
+    api: VoiceApi, deployment_id: str, voice_name: str | None = None
+) -> VoiceEndpoint:
+    """Check a custom voice endpoint without changing it: in this resource, its state and voice.
+
+    Args:
+        api: The custom voice client.
+        deployment_id: The endpoint id.
+        voice_name: The voice name a script uses with it (checked when given).
+
+    Returns:
+        The endpoint (any state but ``Failed``: a suspended one is resumed by the next run).
+
+    Raises:
+        RequestValidationError: The id is not a UUID.
+        CustomVoiceError: Not in this resource (the message names those it holds), failed, or
+            serving another voice name.
+        ServiceError: A request failed.
+    """
+    what = f"custom voice {voice_name!r}" if voice_name else "custom voice"
+    endpoint = api.find_endpoint(deployment_id)
+    if endpoint is None:
+        raise _missing(api, deployment_id, what)
+    model = api.get_model(endpoint.model_id)
+    state = _state(endpoint, {endpoint.model_id: model.voice_name})
+    if state.status == "Failed":
+        raise CustomVoiceError(f"{what}: endpoint {deployment_id} {state.note}")
+    if voice_name is not None and (model.voice_name or "") != voice_name:
+        raise CustomVoiceError(
+            f"{what}: endpoint {deployment_id} serves the voice {model.voice_name!r}; use that "
+            f"name in the script, or the deployment id of {voice_name!r}"
+        )
+    return state
+
+
+def _act(api: VoiceApi, deployment_id: str, action: Callable[[str], Endpoint]) -> VoiceEndpoint:
+    if api.find_endpoint(deployment_id) is None:
+        raise _missing(api, deployment_id, "custom voice")
+    try:
+        endpoint = action(deployment_id)
+    except NotFoundError:  # gone in between
+        raise _missing(api, deployment_id, "custom voice") from None
+    return _state(endpoint, {endpoint.model_id: api.get_model(endpoint.model_id).voice_name})
+
+
+def suspend_voice_endpoint(api: VoiceApi, deployment_id: str) -> VoiceEndpoint:
+    """Suspend a custom voice endpoint: it stops being billed and keeps its id.
+
+    Raises:
+        RequestValidationError: The id is not a UUID.
+        CustomVoiceError: Not in this resource (the message names those it holds).
+        ServiceError: The service refused (e.g. 409: it is not running) or failed.
+    """
+    return _act(api, deployment_id, api.suspend_endpoint)
+
+
+def resume_voice_endpoint(api: VoiceApi, deployment_id: str) -> VoiceEndpoint:
+    """Resume a suspended custom voice endpoint (billed again once it runs).
+
+    Raises:
+        RequestValidationError: The id is not a UUID.
+        CustomVoiceError: Not in this resource (the message names those it holds).
+        ServiceError: The service refused (e.g. 409: it is not suspended) or failed.
+    """
+    return _act(api, deployment_id, api.resume_endpoint)
 
 
 def _create_endpoint(
@@ -100,10 +256,7 @@ def ensure_custom_voice(
     endpoint = api.find_endpoint(deployment_id)
     if endpoint is None:
         if create_from_model is None:
-            raise CustomVoiceError(
-                f"custom voice {voice_name!r}: endpoint {deployment_id} does not exist in this "
-                f"Speech resource; {_COPY_STEPS}"
-            )
+            raise _missing(api, deployment_id, f"custom voice {voice_name!r}")
         endpoint = _create_endpoint(api, voice_name, deployment_id, create_from_model, project_id)
     latest = endpoint
     looked = resumed = False  # the first check uses the endpoint already in hand

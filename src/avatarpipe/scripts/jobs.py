@@ -25,6 +25,7 @@ __all__ = [
     "avatar_config",
     "custom_avatar_scripts",
     "custom_voices",
+    "run_label",
     "scene_inputs",
     "synthesis_requests",
 ]
@@ -94,6 +95,18 @@ def custom_voices(script: Script) -> dict[str, str]:
     if script.voice.deployment_id is None:
         return {}
     return {script.voice.name: str(script.voice.deployment_id)}
+
+
+def run_label(scripts: Sequence[Script]) -> str:
+    """The readable label of a run over ``scripts`` (part of its job ids and run names).
+
+    Args:
+        scripts: The run's scripts (one, or the rows of a bulk CSV).
+
+    Returns:
+        The slug of a single script, else the first slug plus ``-bulk``.
+    """
+    return scripts[0].slug if len(scripts) == 1 else f"{scripts[0].slug}-bulk"
 
 
 def scene_inputs(script: Script) -> list[RenderedScene]:

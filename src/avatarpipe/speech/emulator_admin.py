@@ -15,6 +15,7 @@ API::
         admin.set_faults(p_429=0.1, seed=7)    # -> knobs; merges into the current faults
         admin.set_clock_offset(3600.0)         # -> knobs; moves the emulator's clock
         admin.stats()                          # -> GET /emulator/stats
+        admin.request_times()                  # -> [RequestArrival(at, route, status)]
         admin.list_avatars()                   # -> [{name, createdDateTime, deployment}]
         admin.get_avatar("contoso-ceo")        # -> the avatar, or None when it does not exist
         admin.create_avatar("contoso-ceo")     # -> the avatar (created or existing)
@@ -26,18 +27,51 @@ API::
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import httpx
 
 from avatarpipe.errors import ServiceError
 
-__all__ = ["DEFAULT_ADMIN_TIMEOUT", "EmulatorAdminClient"]
+__all__ = ["DEFAULT_ADMIN_TIMEOUT", "EmulatorAdminClient", "RequestArrival", "max_in_window"]
 
 DEFAULT_ADMIN_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+class RequestArrival(NamedTuple):
+    """One Azure API request as the emulator saw it arrive.
+
+    Attributes:
+        at: Arrival time on the emulator's wall clock (epoch seconds).
+        route: ``"METHOD /template"``, e.g. ``"GET /avatar/batchsyntheses"``.
+        status: The status it was answered with (``"dropped"`` for a reset connection).
+    """
+
+    at: float
+    route: str
+    status: str
+
+
+def max_in_window(times: Sequence[float], window_s: float) -> int:
+    """The most of ``times`` that fall inside any half-open window of ``window_s`` seconds.
+
+    Args:
+        times: Times in seconds, in any order.
+        window_s: The window's length.
+
+    Returns:
+        The largest count (0 for no times).
+    """
+    ordered = sorted(times)
+    best = start = 0
+    for end, t in enumerate(ordered):
+        while t - ordered[start] >= window_s:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
 
 
 class EmulatorAdminClient:
@@ -188,13 +222,23 @@ class EmulatorAdminClient:
 
         The keys are ``requests_by_route`` (``"METHOD /template"`` -> status -> count),
         ``jobs_created``, ``jobs_expired``, ``jobs_by_status``, ``puts_by_job_id``,
-        ``downloads``, ``downloads_by_kind``, ``rate_limited`` and ``faults_injected``.
+        ``downloads``, ``downloads_by_kind``, ``rate_limited``, ``faults_injected`` and
+        ``request_times`` (see :meth:`request_times`).
 
         Raises:
             ServiceError: The emulator is unreachable or answered with an error.
         """
         data: dict[str, Any] = self._json("GET", "/stats")
         return data
+
+    def request_times(self) -> list[RequestArrival]:
+        """The arrival of the newest Azure API requests (up to 4096), oldest first.
+
+        Raises:
+            ServiceError: The emulator is unreachable or answered with an error.
+        """
+        rows = self.stats().get("request_times", [])
+        return [RequestArrival(float(at), str(route), str(status)) for at, route, status in rows]
 
     # ------------------------------------------------------------ custom avatars
 

@@ -370,6 +370,19 @@ class BlobStore:
         except AzureError as exc:
             raise StorageError(f"blob {name}: {_reason(exc)}") from None
 
+    def read_bytes_if_exists(self, name: str) -> bytes | None:
+        """Read a whole (small) blob in one request, or ``None`` when it does not exist.
+
+        Raises:
+            StorageError: Unreadable.
+        """
+        try:
+            return bytes(self._container.get_blob_client(name).download_blob().readall())
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise StorageError(f"blob {name}: {_reason(exc)}") from None
+
     def write_bytes(self, name: str, data: bytes, *, content_type: str) -> None:
         """Write a small blob in one request (the service commits it atomically).
 

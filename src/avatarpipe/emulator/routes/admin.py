@@ -36,6 +36,7 @@ def stats_view(resource: EmulatedResource) -> dict[str, Any]:
     counters: dict[str, int] = data.pop("counters")
     faults = {k.split(".", 1)[1]: v for k, v in counters.items() if k.startswith("fault.")}
     return {
+        "request_times": data["request_times"],
         "requests_by_route": data["requests_by_route"],
         "jobs_created": counters.get("jobs_created", 0),
         "jobs_expired": counters.get("jobs_expired", 0),
