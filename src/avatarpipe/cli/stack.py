@@ -484,6 +484,7 @@ class Stack:
             )
         if done.returncode != 0:
             raise AvatarpipeError(f"prefect deploy failed; its log ({log}):\n{_tail(str(log))}")
+        _set_adhoc_budget(self.urls["api"], rpm)
 
     def _start_workers(self, env: dict[str, str]) -> None:
         conf = self.config
@@ -539,6 +540,24 @@ def _deployments_ready(api: str) -> bool:
     resp = httpx.post(f"{api}/deployments/filter", json={"limit": 50}, timeout=5)
     names = {d["name"] for d in resp.json()} if resp.status_code == 200 else set()
     return {"nightly", "adhoc"} <= names
+
+
+def _set_adhoc_budget(api: str, requests_per_minute: float) -> None:
+    """Give the ad-hoc deployment's ``target`` the stack's budget.
+
+    Every run sets the shared limit to its target's budget when it starts, so the deployment's
+    default target must carry the stack's, not the backend's default.
+
+    Raises:
+        AvatarpipeError: The server refused.
+    """
+    deps = httpx.post(f"{api}/deployments/filter", json={}, timeout=30).json()
+    adhoc = next(d for d in deps if d["name"] == "adhoc")
+    params = dict(adhoc["parameters"])
+    params["target"] = {**params.get("target", {}), "requests_per_minute": requests_per_minute}
+    resp = httpx.patch(f"{api}/deployments/{adhoc['id']}", json={"parameters": params}, timeout=30)
+    if resp.status_code >= 300:
+        raise AvatarpipeError(f"ad-hoc deployment: {resp.status_code} {resp.text[:300]}")
 
 
 def _ensure_queue(api: str, name: str) -> None:
