@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help setup uv azurite chromium demo test lint fmt bench up down clean
+.PHONY: help setup uv azurite chromium postgres demo test lint fmt bench up stack down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -29,11 +29,21 @@ chromium: ## install Chromium (Debian package; the review-page tests play videos
 	@test -x $(CHROMIUM) || { echo "installing chromium with apt-get"; \
 		$(SUDO) apt-get update -qq >/dev/null && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+postgres: ## install PostgreSQL's server (OS package) when missing: the scale-out stack's database
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || command -v postgres >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing postgresql with apt-get"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends postgresql >/dev/null; \
+	  else \
+	    echo "PostgreSQL is missing: install the postgresql package (as root: apt-get install postgresql)" >&2; \
+	    exit 1; \
+	  fi; }
 
 demo: setup ## render the example product-update script on the embedded emulator
 	@$(UV) run --frozen avatarpipe run templates/scripts/product-update.yaml
 
-test: setup azurite chromium ## run the whole test suite
+test: setup azurite chromium postgres ## run the whole test suite
 	@$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 lint: setup ## ruff check, ruff format --check, mypy --strict
@@ -52,7 +62,10 @@ bench: setup ## run the benchmarks (installs moviepy for the comparison)
 up: setup azurite ## start Prefect server + UI, emulator, Azurite and the served deployments (logs in .stack/)
 	@$(UV) run --frozen python -m avatarpipe.cli.stack up
 
-down: ## stop exactly what `make up` started
+stack: setup azurite postgres ## the production shape: PostgreSQL, Prefect server, a work pool and 3 workers
+	@$(UV) run --frozen python -m avatarpipe.cli.stack up --workers 3 --postgres
+
+down: ## stop exactly what `make up` or `make stack` started
 	@$(UV) run --frozen python -m avatarpipe.cli.stack down
 
 clean: ## remove caches and local tools (keeps outputs/)

@@ -10,14 +10,30 @@
 Every run of both takes its Speech requests from one shared Prefect rate limit (see
 ``flows/connections.py``), so the request budget holds across all of them. Parameters are plain data
 and carry no secrets: keys and connection strings stay in the serving process's environment.
+
+For workers (``prefect.yaml`` on a process work pool) two more server-side pieces:
+:func:`ensure_process_pool` creates the pool, and :func:`ensure_crash_reruns` the automations
+that run a flow run again when its worker died (no heartbeat: ``Crashed``; then back to
+``Scheduled`` for another worker, at most twice).
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, cast
 
-from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.automations import Automation
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.objects import (
+    ConcurrencyLimitConfig,
+    ConcurrencyLimitStrategy,
+    StateType,
+)
 from prefect.deployments.runner import RunnerDeployment
+from prefect.events.actions import ChangeFlowRunState
+from prefect.events.schemas.automations import EventTrigger, Posture
+from prefect.exceptions import ObjectNotFound
 from prefect.schedules import Cron
 from prefect.types.entrypoint import EntrypointType
 
@@ -30,12 +46,18 @@ __all__ = [
     "DEFAULT_CRON",
     "NIGHTLY",
     "build_deployments",
+    "crash_automations",
+    "ensure_crash_reruns",
+    "ensure_process_pool",
 ]
 
 NIGHTLY = "nightly"
 ADHOC = "adhoc"
 DEFAULT_CRON = "0 2 * * *"
 TAGS = ["avatarpipe"]
+RERUNS = 2
+"""How many times a crashed flow run is run again."""
+_TAGGED = {"prefect.resource.role": "tag", "prefect.resource.id": "prefect.tag.avatarpipe"}
 
 
 def build_deployments(
@@ -94,3 +116,112 @@ def build_deployments(
     )
     # Called synchronously, to_deployment returns the deployment (not a coroutine).
     return [cast(RunnerDeployment, nightly_dep), cast(RunnerDeployment, adhoc_dep)]
+
+
+def ensure_process_pool(name: str) -> None:
+    """Create the process work pool ``name`` unless it exists (Prefect's default template)."""
+    from prefect.workers.process import ProcessWorker
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(name)
+            return
+        except ObjectNotFound:
+            pass
+        client.create_work_pool(
+            WorkPoolCreate(
+                name=name,
+                type="process",
+                base_job_template=ProcessWorker.get_default_base_job_template(),
+            )
+        )
+
+
+def crash_automations(
+    crash_after_s: int,
+    *,
+    crash_name: str = "avatarpipe: a flow run without heartbeats crashed",
+    rerun_name: str = "avatarpipe: run a crashed flow run again",
+) -> list[Automation]:
+    """The two automations that run an avatarpipe flow run again when its worker died.
+
+    A flow run sends a heartbeat every ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` seconds (30 at
+    least). Flow retries never fire for a process that was killed (nothing is left to ask for
+    them), so: the first automation marks a run ``Crashed`` when ``crash_after_s`` pass without a
+    heartbeat or a final state; the second puts a crashed run of an avatarpipe deployment back to
+    ``Scheduled`` while it has run at most ``RERUNS`` times, and any worker picks it up again.
+
+    Args:
+        crash_after_s: Seconds of silence that mean the run's worker is gone.
+        crash_name: The first automation's name.
+        rerun_name: The second automation's name.
+
+    Returns:
+        The automations, not yet created.
+    """
+    silent = EventTrigger(
+        after={"prefect.flow-run.heartbeat"},
+        expect={
+            "prefect.flow-run.heartbeat",
+            "prefect.flow-run.Completed",
+            "prefect.flow-run.Failed",
+            "prefect.flow-run.Cancelled",
+            "prefect.flow-run.Crashed",
+        },
+        match={"prefect.resource.id": "prefect.flow-run.*"},
+        match_related=_TAGGED,
+        for_each={"prefect.resource.id"},
+        posture=Posture.Proactive,
+        threshold=1,
+        within=timedelta(seconds=crash_after_s),
+    )
+    crashed = EventTrigger(
+        expect={"prefect.flow-run.Crashed"},
+        match={
+            "prefect.resource.id": "prefect.flow-run.*",
+            "prefect.run-count": [str(n) for n in range(1, RERUNS + 1)],
+        },
+        match_related=_TAGGED,
+        for_each={"prefect.resource.id"},
+        posture=Posture.Reactive,
+        threshold=1,
+    )
+    return [
+        Automation(
+            name=crash_name,
+            description=f"No heartbeat for {crash_after_s} s: the run's worker is gone.",
+            trigger=silent,
+            actions=[
+                ChangeFlowRunState(
+                    state=StateType.CRASHED,
+                    message=f"no heartbeat for {crash_after_s} s: its worker is gone",
+                )
+            ],
+        ),
+        Automation(
+            name=rerun_name,
+            description=f"A crashed avatarpipe run goes back to Scheduled (at most {RERUNS}x).",
+            trigger=crashed,
+            actions=[
+                ChangeFlowRunState(
+                    state=StateType.SCHEDULED,
+                    name="AwaitingRetry",
+                    message="run again after a crash: it re-attaches to its jobs",
+                )
+            ],
+        ),
+    ]
+
+
+def ensure_crash_reruns(
+    *, crash_after_s: int, crash_name: str | None = None, rerun_name: str | None = None
+) -> None:
+    """Create (or replace) the automations of :func:`crash_automations` on the server."""
+    names = {k: v for k, v in {"crash_name": crash_name, "rerun_name": rerun_name}.items() if v}
+    wanted = crash_automations(crash_after_s, **names)
+    with get_client(sync_client=True) as client:
+        for automation in wanted:
+            for old in client.read_automations_by_name(automation.name):
+                client.delete_automation(old.id)
+    for automation in wanted:
+        automation.create()

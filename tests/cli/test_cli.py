@@ -46,12 +46,15 @@ def test_help_teaches_the_commands() -> None:
         "validate", "presets", "run", "serve", "emulator",
         # operating the resource
         "avatars", "voices", "teardown", "doctor", "estimate", "status", "jobs",
+        # the local stack (make up / make stack / make down)
+        "stack",
     }  # fmt: skip
     assert summaries["validate"].startswith("Check a script without calling any service")
     assert summaries["presets"].startswith("List the post-processing presets")
     assert summaries["run"].startswith("Render a script into finished video(s)")
     assert summaries["serve"].startswith("Serve the nightly and ad-hoc deployments")
     assert summaries["emulator"].startswith("Run the local Speech service emulator")
+    assert summaries["stack"].startswith("The local stack: `make up`, `make stack`")
     assert summaries["avatars"].startswith("List, deploy, remove and check the custom avatars")
     assert summaries["voices"].startswith("List, check, suspend and resume the custom voice")
     assert summaries["teardown"].startswith("Stop idle hosting")

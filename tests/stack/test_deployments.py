@@ -9,7 +9,14 @@ import yaml
 from prefect.client.orchestration import get_client
 
 from flows.connections import SpeechTarget
-from flows.deployments import ADHOC, DEFAULT_CRON, NIGHTLY, build_deployments
+from flows.deployments import (
+    ADHOC,
+    DEFAULT_CRON,
+    NIGHTLY,
+    build_deployments,
+    crash_automations,
+    ensure_crash_reruns,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,7 +66,35 @@ def test_prefect_yaml_mirrors_the_served_deployments() -> None:
     assert by_name[NIGHTLY]["schedules"][0]["cron"] == DEFAULT_CRON
     assert by_name[NIGHTLY]["concurrency_limit"]["limit"] == 1
     assert "schedules" not in by_name[ADHOC]
+    assert by_name[ADHOC]["entrypoint"] == adhoc_entry(), "the same flows as `serve`"
     for dep in data["deployments"]:
-        module, func = dep["entrypoint"].split(":")
-        assert (REPO / module).is_file()
-        assert f"def {func}(" in (REPO / module).read_text(encoding="utf-8")
+        # Module paths: a worker runs in a folder of its own, not in the checkout.
+        module, func = dep["entrypoint"].rsplit(".", 1)
+        source = REPO / (module.replace(".", "/") + ".py")
+        assert f"def {func}(" in source.read_text(encoding="utf-8")
+        assert dep["work_pool"]["name"] == "avatarpipe"
+    [pull] = data["pull"]
+    assert pull["prefect.deployments.steps.set_working_directory"]["directory"] == (
+        "{{ $AVATARPIPE_WORKDIR }}"
+    )
+
+
+def adhoc_entry() -> str:
+    return str(build_deployments()[1].entrypoint)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_crash_reruns_are_registered_once_and_bounded() -> None:
+    ensure_crash_reruns(crash_after_s=75)
+    ensure_crash_reruns(crash_after_s=75)  # again: replaced, not doubled
+    crash, rerun = crash_automations(75)
+    with get_client(sync_client=True) as client:
+        [stored_crash] = client.read_automations_by_name(crash.name)
+        [stored_rerun] = client.read_automations_by_name(rerun.name)
+    silent = stored_crash.trigger
+    assert silent.posture == "Proactive" and silent.within.total_seconds() == 75  # type: ignore[union-attr]
+    assert silent.after == {"prefect.flow-run.heartbeat"}  # type: ignore[union-attr]
+    assert stored_crash.actions[0].state.value == "CRASHED"  # type: ignore[union-attr]
+    # Rerun only runs that ran at most RERUNS times: a run that crashes every time stops.
+    assert stored_rerun.trigger.match.root["prefect.run-count"] == ["1", "2"]  # type: ignore[union-attr]
+    assert stored_rerun.actions[0].state.value == "SCHEDULED"  # type: ignore[union-attr]

@@ -1,6 +1,6 @@
 """`make up` for real: Prefect server + UI, emulator, Azurite and `avatarpipe serve` as processes.
 
-One stack per module (about 20 s to start): the deployments are checked on the real server,
+One stack per module (about 20 s to start; `up` leaves a supervisor owning the components): the deployments are checked on the real server,
 the nightly deployment is triggered twice through the API and executed by the served runner
 (only the changed script is rendered the second time), a headless chromium opens the finished
 run's page in the Prefect UI, and `down` stops exactly the recorded processes.
@@ -289,9 +289,10 @@ def test_down_stops_exactly_the_recorded_processes(stack: Stack, tmp_path: Path)
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AVATARPIPE_")}
         status = _stack_cmd("status", "--state-dir", str(stack.state_dir), env=env)
-        assert status.stdout.count(" up ") == 4, status.stdout
-        down = _stack_cmd("down", "--state-dir", str(stack.state_dir), env=env, timeout=60)
-        assert down.returncode == 0 and down.stdout.count("stopped") == 4, down.stdout
+        # The supervisor and the four components it owns.
+        assert status.stdout.count(" up ") == 5, status.stdout
+        down = _stack_cmd("down", "--state-dir", str(stack.state_dir), env=env, timeout=90)
+        assert down.returncode == 0 and down.stdout.count("stopped") == 5, down.stdout
         for pid in stack.pids:
             stat = Path(f"/proc/{pid}/stat")
             assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z", (

@@ -29,6 +29,7 @@ from avatarpipe.cli.interrupts import remove_staging, stop_on_signals
 from avatarpipe.cli.jobs import app as jobs_app
 from avatarpipe.cli.prefect_server import prefect_api
 from avatarpipe.cli.serve import serve
+from avatarpipe.cli.stack import app as stack_app
 from avatarpipe.cli.status import status as status_command
 from avatarpipe.cli.teardown import teardown as teardown_command
 from avatarpipe.cli.voices import app as voices_app
@@ -274,6 +275,9 @@ def _mount_emulator() -> None:
 
 _mount_emulator()
 app.command(name="serve")(serve)
+app.add_typer(
+    stack_app, name="stack", help="The local stack: `make up`, `make stack`, `make down`."
+)
 app.add_typer(avatars_app, name="avatars")
 app.add_typer(voices_app, name="voices")
 app.command(name="teardown")(teardown_command)
