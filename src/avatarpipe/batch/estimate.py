@@ -32,6 +32,7 @@ from avatarpipe.batch.plan import PlannedJob, VideoInput
 from avatarpipe.batch.run import plan_request
 from avatarpipe.batch.store import ResultStore, open_result_store
 from avatarpipe.errors import ConfigError
+from avatarpipe.prosody import parse_break_ms, parse_rate
 from avatarpipe.scripts.jobs import run_label, scene_inputs, synthesis_requests
 from avatarpipe.scripts.model import Script
 from avatarpipe.settings import Settings
@@ -63,30 +64,12 @@ TAIL_S = 0.2
 BILLING_ROUNDING_S = 0.5
 """Expected seconds lost per job to billing in whole seconds, rounded down."""
 
-_BREAK_STRENGTH_S = {
-    "none": 0.0,
-    "x-weak": 0.25,
-    "weak": 0.5,
-    "medium": 0.75,
-    "strong": 1.0,
-    "x-strong": 1.25,
-}
-_RATE_WORDS = {
-    "x-slow": 0.5,
-    "slow": 0.64,
-    "medium": 1.0,
-    "default": 1.0,
-    "fast": 1.55,
-    "x-fast": 2.0,
-}
-_MAX_BREAK_S = 20.0
 _TOKEN = re.compile(r"\S+")
 _LETTERS = re.compile(r"[^\W\d_]+", re.UNICODE)
 _VOWELS = re.compile(r"[aeiouyàâäéèêëîïôöùûüáíóúæœ]+")
 _DIGITS = re.compile(r"\d+")
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 _SYMBOL_SYLLABLES = {"%": 2, "$": 2, "€": 2, "£": 2, "&": 1, "+": 1, "@": 1}
-_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)"
 
 
 # ------------------------------------------------------------------ speech length from text
@@ -106,30 +89,8 @@ def _syllables(token: str) -> int:
     return count
 
 
-def _rate(value: str | None, base: float) -> float:
-    """An SSML ``<prosody rate>`` as a multiplier of ``base`` (invalid values are ignored)."""
-    if value is None:
-        return base
-    v = value.strip().lower()
-    if v in _RATE_WORDS:
-        return max(0.5, min(3.0, base * _RATE_WORDS[v]))
-    m = re.fullmatch(rf"({_NUMBER})%", v)
-    if m:
-        return max(0.5, min(3.0, base * (1 + float(m[1]) / 100)))
-    if re.fullmatch(_NUMBER, v) and float(v) > 0:
-        return max(0.5, min(3.0, base * float(v)))
-    return base
-
-
 def _break_s(elem: ET.Element) -> float:
-    time = _attr(elem, "time")
-    if time is not None:
-        m = re.fullmatch(rf"\s*({_NUMBER})\s*(ms|s)\s*", time.lower())
-        if m:
-            seconds = float(m[1]) / (1000 if m[2] == "ms" else 1)
-            return max(0.0, min(_MAX_BREAK_S, seconds))
-    strength = (_attr(elem, "strength") or "medium").strip().lower()
-    return _BREAK_STRENGTH_S.get(strength, _BREAK_STRENGTH_S["medium"])
+    return parse_break_ms(_attr(elem, "time"), _attr(elem, "strength")) / 1000
 
 
 def _attr(elem: ET.Element, name: str) -> str | None:
@@ -191,7 +152,7 @@ def _walk(elem: ET.Element, rate: float, out: SpokenEstimate) -> None:
     if name == "break":
         out.pause_s += _break_s(elem)
     elif name == "prosody":
-        rate = _rate(_attr(elem, "rate"), rate)
+        rate = parse_rate(_attr(elem, "rate"), rate)
     if name not in ("break", "bookmark") and elem.text:
         out.add_text(elem.text, rate)
     for child in elem:

@@ -18,6 +18,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
 
 from avatarpipe.errors import RequestValidationError
+from avatarpipe.prosody import parse_break_ms, parse_rate
 
 __all__ = [
     "Bookmark",
@@ -32,23 +33,6 @@ __all__ = [
 ]
 
 DEFAULT_LOCALE = "en-US"
-MAX_BREAK_MS = 20_000
-_BREAK_STRENGTH_MS = {
-    "none": 0,
-    "x-weak": 250,
-    "weak": 500,
-    "medium": 750,
-    "strong": 1000,
-    "x-strong": 1250,
-}
-_RATE_WORDS = {
-    "x-slow": 0.5,
-    "slow": 0.64,
-    "medium": 1.0,
-    "default": 1.0,
-    "fast": 1.55,
-    "x-fast": 2.0,
-}
 _PITCH_WORDS = {
     "x-low": 0.55,
     "low": 0.8,
@@ -132,38 +116,6 @@ def _clamp(value: float, low: float, high: float) -> float:
     return max(low, min(high, value))
 
 
-def parse_rate(value: str | None, base: float = 1.0) -> float:
-    """Parse an Azure prosody ``rate`` into a multiplier.
-
-    Accepts ``x-slow`` .. ``x-fast``, ``default``, a relative percentage (``+30%``), or a bare
-    number that multiplies the rate (``1.2``). Invalid values are ignored, as Azure does.
-
-    Args:
-        value: The attribute value, or ``None``.
-        base: The multiplier in force around this element.
-
-    Returns:
-        The new multiplier, clamped to 0.5-3.0.
-
-    Raises:
-        Nothing: invalid values fall back to ``base``.
-    """
-    if value is None:
-        return base
-    v = value.strip().lower()
-    if v in _RATE_WORDS:
-        return _clamp(base * _RATE_WORDS[v], 0.5, 3.0)
-    m = re.fullmatch(rf"({_NUM})%", v)
-    if m:
-        return _clamp(base * (1.0 + float(m[1]) / 100.0), 0.5, 3.0)
-    m = re.fullmatch(_NUM, v)
-    if m:
-        number = float(v)
-        if number > 0:
-            return _clamp(base * number, 0.5, 3.0)
-    return base
-
-
 def parse_pitch(value: str | None, base: float = 1.0) -> float:
     """Parse an Azure prosody ``pitch`` into a multiplier of the voice's pitch.
 
@@ -236,29 +188,6 @@ def parse_volume(value: str | None, base: float = 100.0) -> float:
             return _clamp(base + float(v), 0.0, 200.0)
         return _clamp(float(v), 0.0, 200.0)
     return base
-
-
-def parse_break_ms(time: str | None, strength: str | None) -> int:
-    """Return the length of a ``<break>`` in milliseconds.
-
-    Args:
-        time: The ``time`` attribute (``500ms``, ``2s``), when given; it wins over ``strength``.
-        strength: The ``strength`` attribute, when given.
-
-    Returns:
-        Milliseconds, 0-20000; ``medium`` (750 ms) when neither attribute is usable.
-
-    Raises:
-        Nothing: invalid values fall back to the default strength.
-    """
-    if time is not None:
-        m = re.fullmatch(rf"\s*({_NUM})\s*(ms|s)\s*", time.lower())
-        if m:
-            ms = float(m[1]) * (1000.0 if m[2] == "s" else 1.0)
-            return int(_clamp(ms, 0.0, MAX_BREAK_MS))
-    if strength is not None and strength.strip().lower() in _BREAK_STRENGTH_MS:
-        return _BREAK_STRENGTH_MS[strength.strip().lower()]
-    return _BREAK_STRENGTH_MS["medium"]
 
 
 def locale_of_voice(voice: str | None) -> str | None:
