@@ -65,10 +65,13 @@ def check_one_line_error(
     pattern: str,
     names: tuple[str, ...] = (),
 ) -> str:
-    """Assert exit code, exactly one ``error:`` line (matching ``pattern``, naming ``names``).
+    """Assert exit code and ``error:`` lines: the first matching ``pattern`` and naming ``names``.
+
+    A script with several problems gets one line for each (up to 20, then a count), so there
+    may be more than one line; the first says how many more follow.
 
     Returns:
-        The error line.
+        The first error line.
     """
     assert result.exception is None, (
         f"uncaught {type(result.exception).__name__}: {result.exception}"
@@ -76,7 +79,10 @@ def check_one_line_error(
     assert "Traceback" not in result.stderr + result.stdout, result.stderr
     assert result.exit_code == exit_code, (result.exit_code, result.stderr)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, f"want one error line, got:\n{result.stderr}"
+    assert errors, f"want an error line, got:\n{result.stderr}"
+    assert len(errors) <= 21, f"at most 20 problems and a count, got:\n{result.stderr}"
+    if len(errors) > 1:
+        assert errors[0].endswith(f"(and {len(errors) - 1} more)"), errors[0]
     line = errors[0]
     assert re.search(pattern, line), f"{pattern!r} not in {line!r}"
     for name in names:
