@@ -18,7 +18,6 @@ import threading
 import time
 from typing import Literal
 
-import httpx
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import (
     GlobalConcurrencyLimitCreate,
@@ -36,6 +35,7 @@ from avatarpipe.speech.ratelimit import (
     RequestPace,
     SharedLimitBudget,
     UnlimitedBudget,
+    is_slot_refusal,
     plan_limit,
 )
 from avatarpipe.storage.blob import BlobStore, store_from_settings
@@ -130,8 +130,8 @@ class PrefectRateBudget(SharedLimitBudget):
                 .increment_concurrency_slots(names=[self.name], slots=1, mode="rate_limit")
                 .json()
             )
-        except httpx.HTTPStatusError as exc:
-            if exc.response.status_code == httpx.codes.LOCKED:
+        except Exception as exc:
+            if is_slot_refusal(exc):
                 return False
             raise
         if not granted:

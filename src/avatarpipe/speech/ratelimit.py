@@ -58,6 +58,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import httpx
+
 from avatarpipe import progress
 
 __all__ = [
@@ -68,12 +70,23 @@ __all__ = [
     "SharedLimitBudget",
     "TokenBucket",
     "UnlimitedBudget",
+    "is_slot_refusal",
     "per_minute_of_limit",
     "plan_limit",
     "slot_due_at",
 ]
 
 log = logging.getLogger(__name__)
+
+
+def is_slot_refusal(exc: BaseException) -> bool:
+    """Whether a shared limit's server refused a slot for now (HTTP 423 Locked), not an error.
+
+    Prefect's API answers an increment of a rate limit that has no free slot with 423; its
+    client raises that as :class:`httpx.HTTPStatusError`.
+    """
+    return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code == httpx.codes.LOCKED
+
 
 NOTICE_AFTER_S = 5.0
 """A request that waits longer than this on the budget says so (once)."""
