@@ -12,13 +12,12 @@ and the element itself is ignored.
 
 from __future__ import annotations
 
-import math
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
 
 from avatarpipe.errors import RequestValidationError
-from avatarpipe.prosody import parse_break_ms, parse_rate
+from avatarpipe.prosody import parse_break_ms, parse_pitch, parse_rate, parse_volume
 
 __all__ = [
     "Bookmark",
@@ -33,24 +32,6 @@ __all__ = [
 ]
 
 DEFAULT_LOCALE = "en-US"
-_PITCH_WORDS = {
-    "x-low": 0.55,
-    "low": 0.8,
-    "medium": 1.0,
-    "default": 1.0,
-    "high": 1.2,
-    "x-high": 1.45,
-}
-_VOLUME_WORDS = {
-    "silent": 0.0,
-    "x-soft": 20.0,
-    "soft": 40.0,
-    "medium": 60.0,
-    "loud": 80.0,
-    "x-loud": 100.0,
-    "default": 100.0,
-}
-_NUM = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
 _SPOKEN = re.compile(r"\w")
 _FORBIDDEN = re.compile(r"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 
@@ -110,84 +91,6 @@ class Bookmark:
 
 
 Piece = Say | Pause | Bookmark
-
-
-def _clamp(value: float, low: float, high: float) -> float:
-    return max(low, min(high, value))
-
-
-def parse_pitch(value: str | None, base: float = 1.0) -> float:
-    """Parse an Azure prosody ``pitch`` into a multiplier of the voice's pitch.
-
-    Accepts ``x-low`` .. ``x-high``, ``default``, ``+10%``, ``-2st`` (semitones), ``+50Hz``
-    (relative hertz) and ``300Hz`` (absolute, taken against a 200 Hz reference). Invalid values
-    are ignored.
-
-    Args:
-        value: The attribute value, or ``None``.
-        base: The multiplier in force around this element.
-
-    Returns:
-        The new multiplier, clamped to 0.1-2.0.
-
-    Raises:
-        Nothing: invalid values fall back to ``base``.
-    """
-    if value is None:
-        return base
-    v = value.strip().lower()
-    ref_hz = 200.0
-    if v in _PITCH_WORDS:
-        return _clamp(base * _PITCH_WORDS[v], 0.1, 2.0)
-    m = re.fullmatch(rf"({_NUM})%", v)
-    if m:
-        return _clamp(base * (1.0 + float(m[1]) / 100.0), 0.1, 2.0)
-    m = re.fullmatch(rf"({_NUM})st", v)
-    if m:
-        return _clamp(base * math.pow(2.0, float(m[1]) / 12.0), 0.1, 2.0)
-    m = re.fullmatch(rf"({_NUM})hz", v)
-    if m:
-        hz = float(m[1])
-        if m[1].startswith(("+", "-")):
-            return _clamp(base * (1.0 + hz / ref_hz), 0.1, 2.0)
-        if hz > 0:
-            return _clamp(hz / ref_hz, 0.1, 2.0)
-    return base
-
-
-def parse_volume(value: str | None, base: float = 100.0) -> float:
-    """Parse an Azure prosody ``volume`` into Azure's absolute 0-100 scale.
-
-    Accepts ``silent`` .. ``x-loud``, ``default``, an absolute number (``50``), a relative number
-    (``+10``, ``-20``), a percentage (``-50%``) or decibels (``-6dB``). Invalid values are ignored.
-
-    Args:
-        value: The attribute value, or ``None``.
-        base: The volume in force around this element.
-
-    Returns:
-        The new volume, clamped to 0-200 (eSpeak can amplify up to twice the default).
-
-    Raises:
-        Nothing: invalid values fall back to ``base``.
-    """
-    if value is None:
-        return base
-    v = value.strip().lower()
-    if v in _VOLUME_WORDS:
-        return _VOLUME_WORDS[v]
-    m = re.fullmatch(rf"({_NUM})%", v)
-    if m:
-        return _clamp(base * (1.0 + float(m[1]) / 100.0), 0.0, 200.0)
-    m = re.fullmatch(rf"({_NUM})db", v)
-    if m:
-        return _clamp(base * math.pow(10.0, float(m[1]) / 20.0), 0.0, 200.0)
-    m = re.fullmatch(_NUM, v)
-    if m:
-        if v.startswith(("+", "-")):
-            return _clamp(base + float(v), 0.0, 200.0)
-        return _clamp(float(v), 0.0, 200.0)
-    return base
 
 
 def locale_of_voice(voice: str | None) -> str | None:
